@@ -1,0 +1,309 @@
+/**
+ * The engine's runtime: pipelines cached by kernel + specialisation, bind groups reused, many dispatches encoded
+ * into one command buffer, kernel parameters packed into one uniform arena per submission, and readbacks only on
+ * demand.
+ */
+import { BufferPool } from "./buffers.ts";
+import { getGpu, type Gpu } from "./gpu.ts";
+
+/** How a kernel uses each binding, in binding order (binding 0 is always the uniform parameters). */
+export type BindingKind = "read" | "write";
+
+/** A contiguous byte range of a GPU buffer. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** One compute entry point of a .wgsl kernel family, specialised by text defines. */
+export interface KernelSpec {
+  /** The .wgsl file (URL relative to the wrapper's import.meta.url). */
+  file: URL;
+  entry: string;
+  /** Storage bindings after the uniform (binding 1..n). */
+  bindings: BindingKind[];
+  /** `{{NAME}}` placeholders in the source are replaced by these values; they are part of the cache key. */
+  defines?: Record<string, string | number>;
+}
+
+/** Builds a kernel's uniform parameter block: every field is 4 bytes, in declaration order. */
+export class Params {
+  private view = new DataView(new ArrayBuffer(PARAMS_BYTES));
+  length = 0;
+  u32(...values: number[]): this {
+    for (const v of values) this.grow().setUint32(this.length - 4, v >>> 0, true);
+    return this;
+  }
+  i32(...values: number[]): this {
+    for (const v of values) this.grow().setInt32(this.length - 4, v, true);
+    return this;
+  }
+  f32(...values: number[]): this {
+    for (const v of values) this.grow().setFloat32(this.length - 4, v, true);
+    return this;
+  }
+  /** The whole 256-byte block: a kernel's struct may be larger than the fields a wrapper sets. */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.view.buffer, 0, PARAMS_BYTES);
+  }
+  private grow(): DataView {
+    this.length += 4;
+    if (this.length > this.view.byteLength) throw new RangeError("kernel parameters exceed 256 bytes");
+    return this.view;
+  }
+}
+
+const PARAMS_BYTES = 256;
+const ARENA_BYTES = 4 << 20;
+const MAX_CACHED_BIND_GROUPS = 50_000;
+const sources = new Map<string, string>();
+
+function loadSource(file: URL): string {
+  let text = sources.get(file.href);
+  if (text === undefined) {
+    text = Deno.readTextFileSync(file);
+    sources.set(file.href, text);
+  }
+  return text;
+}
+
+/** Replaces `{{NAME}}` placeholders; an unreplaced one is a bug in the wrapper, so it throws. */
+export function specialise(source: string, defines: Record<string, string | number> = {}): string {
+  const out = source.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+    if (!(name in defines)) throw new TypeError(`kernel placeholder {{${name}}} has no value`);
+    return String(defines[name]);
+  });
+  return out;
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  key: string;
+}
+
+export class Runtime {
+  readonly gpu: Gpu;
+  readonly pool: BufferPool;
+  private pipelines = new Map<string, CachedPipeline>();
+  private layouts = new Map<string, GPUBindGroupLayout>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private arenaHost = new Uint8Array(ARENA_BYTES);
+  private arenaUsed = 0;
+  /** Dispatches encoded since start, for tests and the bench. */
+  dispatchCount = 0;
+  submitCount = 0;
+
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+    this.pool = new BufferPool(gpu);
+    this.arena = gpu.device.createBuffer({
+      size: ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "kernel-params",
+    });
+  }
+
+  pipeline(spec: KernelSpec): CachedPipeline {
+    const defines = spec.defines ?? {};
+    const key = `${spec.file.href}#${spec.entry}|${spec.bindings.join(",")}|${
+      Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(",")
+    }`;
+    let cached = this.pipelines.get(key);
+    if (cached) return cached;
+    const device = this.gpu.device;
+    const layout = this.layout(spec.bindings);
+    let code = specialise(loadSource(spec.file), defines);
+    if (code.includes("f16") && this.gpu.hasF16 && !code.includes("enable f16;")) {
+      code = `enable f16;\n${code}`;
+    }
+    const module = device.createShaderModule({ code, label: key });
+    const pipeline = device.createComputePipeline({
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: spec.entry },
+      label: key,
+    });
+    cached = { pipeline, layout, key };
+    this.pipelines.set(key, cached);
+    return cached;
+  }
+
+  private layout(bindings: BindingKind[]): GPUBindGroupLayout {
+    const key = bindings.join(",");
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      layout = this.gpu.device.createBindGroupLayout({
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+          ...bindings.map((kind, i) => ({
+            binding: i + 1,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: kind === "read" ? "read-only-storage" as const : "storage" as const },
+          })),
+        ],
+      });
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, id = this.nextBufferId++);
+    return id;
+  }
+
+  /**
+   * Encodes one dispatch. `groups` is the number of workgroups; beyond the per-dimension limit it is folded
+   * into a 2-D grid, which kernels unfold with `wid.x + wid.y * nwg.x`.
+   */
+  dispatch(
+    spec: KernelSpec,
+    params: Params,
+    buffers: BufferRange[],
+    groups: number | [number, number, number],
+  ) {
+    if (buffers.length !== spec.bindings.length) {
+      throw new TypeError(
+        `kernel ${spec.entry} takes ${spec.bindings.length} buffers, got ${buffers.length}`,
+      );
+    }
+    const { pipeline, layout, key } = this.pipeline(spec);
+    const data = params.bytes();
+    const align = this.gpu.uniformAlign;
+    if (this.arenaUsed + data.byteLength > ARENA_BYTES) this.flush();
+    const paramOffset = this.arenaUsed;
+    this.arenaHost.set(data, paramOffset);
+    this.arenaUsed = Math.ceil((paramOffset + data.byteLength) / align) * align;
+
+    let bindKey = `${key}|${paramOffset}`;
+    for (const b of buffers) bindKey += `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
+    let group = this.bindGroups.get(bindKey);
+    if (!group) {
+      if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.bindGroups.clear();
+      group = this.gpu.device.createBindGroup({
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.arena, offset: paramOffset, size: data.byteLength } },
+          ...buffers.map((b, i) => ({
+            binding: i + 1,
+            resource: { buffer: b.buffer, offset: b.offset, size: b.size },
+          })),
+        ],
+      });
+      this.bindGroups.set(bindKey, group);
+    }
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    let [x, y, z] = typeof groups === "number" ? [groups, 1, 1] : groups;
+    const limit = this.gpu.maxWorkgroupsPerDim;
+    if (x > limit) {
+      if (y !== 1 || z !== 1) throw new RangeError(`dispatch of ${x}x${y}x${z} workgroups is over the limit`);
+      y = Math.ceil(x / limit);
+      x = limit;
+      if (y > limit) throw new RangeError(`dispatch of ${x * y} workgroups is over the device limit`);
+    }
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    this.dispatchCount++;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      this.encoder ??= this.gpu.device.createCommandEncoder();
+      this.pass = this.encoder.beginComputePass();
+    }
+    return this.pass;
+  }
+
+  /** Copies between buffers in stream order with the dispatches. */
+  copy(src: BufferRange, dst: BufferRange, bytes: number): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder ??= this.gpu.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, bytes);
+  }
+
+  /** Submits everything encoded so far. */
+  flush(): void {
+    this.gpu.check();
+    if (!this.encoder) return;
+    if (this.pass) this.pass.end();
+    this.pass = null;
+    if (this.arenaUsed > 0) {
+      this.gpu.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed);
+    }
+    this.arenaUsed = 0;
+    this.gpu.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.submitCount++;
+  }
+
+  /**
+   * Writes host data into a buffer. Pending dispatches are submitted first: queue writes are ordered before
+   * unsubmitted work, so without the flush a recycled buffer could be overwritten before an earlier read.
+   */
+  write(dst: BufferRange, data: ArrayBufferView): void {
+    this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 === 0) {
+      this.gpu.device.queue.writeBuffer(dst.buffer, dst.offset, bytes);
+    } else {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      this.gpu.device.queue.writeBuffer(dst.buffer, dst.offset, padded);
+    }
+  }
+
+  /** Reads a buffer range back to the host (submits pending work). */
+  async read(src: BufferRange, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.gpu.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      this.copy(src, { buffer: staging, offset: 0, size }, size);
+      this.flush();
+      await this.gpu.guard(staging.mapAsync(GPUMapMode.READ));
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.guard(this.gpu.device.queue.onSubmittedWorkDone());
+  }
+
+  /** Frees pooled buffers (bind groups that name them go too). */
+  trim(): void {
+    this.flush();
+    this.bindGroups.clear();
+    this.pool.trim();
+  }
+}
+
+let runtime: Runtime | null = null;
+
+/** Opens the GPU and the runtime once per process. */
+export async function initRuntime(): Promise<Runtime> {
+  runtime ??= new Runtime(await getGpu());
+  return runtime;
+}
+
+/** The runtime opened by initRuntime(); ops are synchronous (they only encode) and need it open. */
+export function rt(): Runtime {
+  if (!runtime) throw new Error("the GPU runtime is not open: await initRuntime() first");
+  return runtime;
+}

@@ -1,0 +1,173 @@
+/**
+ * Shared test support for GPU kernels: a leak-checked, NaN-poisoned test wrapper, seeded random data, norm-wise
+ * comparison against float64 references, and a gradient check against central finite differences of a float64
+ * reference forward.
+ */
+import { backward, clearTape } from "../../compute/autograd.ts";
+import { fillBits } from "../../compute/elementwise.ts";
+import { initRuntime, rt } from "../../compute/runtime.ts";
+import { keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+
+const NAN_BITS = 0x7fc00000;
+
+/** A GPU test: runs on the real adapter with fresh outputs poisoned and checks that no GPU memory leaks. */
+export function gpuTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const runtime = await initRuntime();
+      setPoisonOnAlloc((t) => fillBits(t, NAN_BITS));
+      const before = runtime.pool.stats().liveBytes;
+      try {
+        await fn();
+      } finally {
+        clearTape();
+        setPoisonOnAlloc(null);
+      }
+      await runtime.sync();
+      const after = runtime.pool.stats().liveBytes;
+      if (after !== before) {
+        throw new Error(
+          `GPU memory leak: ${after - before} live bytes more after the test (${
+            JSON.stringify(runtime.pool.stats().byTag)
+          })`,
+        );
+      }
+    },
+  });
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values in [-scale, scale), never exactly zero, rounded to f32 so the f64 reference sees the same inputs. */
+export function randn(n: number, seed: number, scale = 1): Float64Array {
+  const next = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let v = (next() * 2 - 1) * scale;
+    if (Math.abs(v) < 1e-3 * scale) v = 1e-3 * scale;
+    out[i] = Math.fround(v);
+  }
+  return out;
+}
+
+/** ‖a − b‖ / ‖b‖ (norm-wise relative error); NaN anywhere fails. */
+export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    if (!Number.isFinite(a)) return Infinity;
+    num += (a - expected[i]) ** 2;
+    den += expected[i] ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+export function assertClose(
+  label: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+) {
+  const err = relError(actual, expected);
+  if (!(err <= tol)) {
+    const firstBad = Array.from(actual).findIndex((a, i) =>
+      !(Math.abs(a - expected[i]) <= tol * (1 + Math.abs(expected[i])))
+    );
+    throw new Error(
+      `${label}: relative error ${err.toExponential(3)} > ${tol} (first bad index ${firstBad}: got ${
+        actual[firstBad]
+      }, want ${expected[firstBad]})`,
+    );
+  }
+}
+
+export interface GradInput {
+  data: Float64Array;
+  shape: number[];
+  /** false for inputs whose gradient is not checked (ids, masks). */
+  grad?: boolean;
+}
+
+/**
+ * Checks an op's forward against a float64 reference and its backward against central finite differences of
+ * that reference: loss = Σ out · R for a random R, so every output element's gradient path is exercised.
+ */
+export async function checkOp(
+  label: string,
+  inputs: GradInput[],
+  gpu: (...xs: Tensor[]) => Tensor,
+  ref: (...xs: Float64Array[]) => Float64Array,
+  tol: { forward: number; grad: number },
+): Promise<void> {
+  const expected = ref(...inputs.map((i) => i.data));
+  const weights = randn(expected.length, 9999);
+  const params = inputs.map((i) => {
+    const t = keep(tensor(Float32Array.from(i.data), i.shape));
+    t.requiresGrad = i.grad !== false;
+    return t;
+  });
+  try {
+    const out = keep(tidy(() => gpu(...params)));
+    assertClose(`${label} forward`, await out.toArray(), expected, tol.forward);
+    const gradOut = keep(tensor(Float32Array.from(weights), out.shape));
+    backward(out, gradOut);
+    gradOut.dispose();
+    out.dispose();
+    for (let k = 0; k < inputs.length; k++) {
+      if (inputs[k].grad === false) continue;
+      const numeric = finiteDifference(inputs, k, ref, weights);
+      const grad = params[k].grad;
+      if (!grad) throw new Error(`${label}: input ${k} got no gradient`);
+      assertClose(`${label} grad of input ${k}`, await grad.toArray(), numeric, tol.grad);
+    }
+  } finally {
+    for (const p of params) p.dispose();
+  }
+}
+
+function finiteDifference(
+  inputs: GradInput[],
+  k: number,
+  ref: (...xs: Float64Array[]) => Float64Array,
+  weights: Float64Array,
+): Float64Array {
+  const xs = inputs.map((i) => Float64Array.from(i.data));
+  const loss = () => {
+    const out = ref(...xs);
+    let s = 0;
+    for (let i = 0; i < out.length; i++) s += out[i] * weights[i];
+    return s;
+  };
+  const grad = new Float64Array(xs[k].length);
+  for (let i = 0; i < xs[k].length; i++) {
+    const x0 = xs[k][i];
+    const h = 1e-6 * Math.max(1, Math.abs(x0));
+    xs[k][i] = x0 + h;
+    const up = loss();
+    xs[k][i] = x0 - h;
+    const down = loss();
+    xs[k][i] = x0;
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+/** The runtime, for tests that need memory stats or to sync. */
+export function runtime() {
+  return rt();
+}

