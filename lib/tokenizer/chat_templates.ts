@@ -5,7 +5,8 @@
  * (ChatML with the default system prompt and the tool-calling branches). String.raw keeps the template's
  * `\n` escapes as the two characters Jinja expects inside its string literals.
  */
-export const QWEN25_DEFAULT_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+export const QWEN25_DEFAULT_SYSTEM_PROMPT =
+  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
 
 export const QWEN25_CHAT_TEMPLATE: string = String.raw`{%- if tools %}
     {{- '<|im_start|>system\n' }}

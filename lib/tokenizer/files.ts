@@ -12,7 +12,9 @@ const PROJECT_ROOT = new URL("../../", import.meta.url);
 function nodeModulesFile(relative: string): string {
   const url = new URL(`node_modules/${relative}`, PROJECT_ROOT);
   if (url.protocol !== "file:") {
-    throw new TypeError(`tokenizer files: ${url.href} is not a local file; run the lab from a source checkout`);
+    throw new TypeError(
+      `tokenizer files: ${url.href} is not a local file; run the lab from a source checkout`,
+    );
   }
   return decodeURIComponent(url.pathname);
 }

@@ -1,0 +1,156 @@
+/**
+ * Matrix multiplication with autograd: batched, either operand transposed, optional bias, B shared across the
+ * batch when it has no batch dims (weights), B optionally f16 (frozen weights).
+ */
+import { needsGrad, record } from "./autograd.ts";
+import { sumTo } from "./elementwise.ts";
+import { type KernelSpec, Params, rt } from "./runtime.ts";
+import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
+
+const FILE = new URL("./matmul.wgsl", import.meta.url);
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Tensor | null;
+}
+
+interface Tile {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+const LARGE: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 2, TN: 2 };
+
+function tileFor(m: number, n: number): Tile {
+  return m * n >= 64 * 64 * 32 ? LARGE : SMALL;
+}
+
+function kernel(tile: Tile, transA: boolean, transB: boolean, bType: "f32" | "f16"): KernelSpec {
+  return {
+    file: FILE,
+    entry: "main",
+    bindings: ["read", "read", "read", "write"],
+    defines: { ...tile, TRANS_A: String(transA), TRANS_B: String(transB), B_TYPE: bType },
+  };
+}
+
+interface Plan {
+  batchShape: number[];
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  aShared: boolean;
+  bShared: boolean;
+}
+
+function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
+  if (a.ndim < 2 || b.ndim < 2) {
+    throw new RangeError(`matmul needs matrices, got ${shapeString(a.shape)} and ${shapeString(b.shape)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const aShared = aBatch.length === 0 && bBatch.length > 0;
+  const bShared = bBatch.length === 0;
+  const batchShape = aShared ? bBatch : aBatch;
+  const describe = () =>
+    `matmul: ${shapeString(a.shape)}${transA ? "ᵀ" : ""} @ ${shapeString(b.shape)}${transB ? "ᵀ" : ""}`;
+  if (k !== kb) throw new RangeError(`${describe()}: inner dimensions ${k} and ${kb} differ`);
+  if (!aShared && !bShared && (bBatch.length !== aBatch.length || bBatch.some((d, i) => d !== aBatch[i]))) {
+    throw new RangeError(`${describe()}: batch dimensions differ (they must match, or one operand has none)`);
+  }
+  return { batchShape, batch: batchShape.reduce((x, y) => x * y, 1), m, n, k, aShared, bShared };
+}
+
+/** Encodes C (+)= op(A) @ op(B) (+ bias) into `out` without recording gradients. */
+export function matmulInto(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  { transA = false, transB = false, bias = null }: MatmulOptions,
+  accumulate = false,
+): void {
+  const { batch, m, n, k, aShared, bShared } = plan(a, b, transA, transB);
+  assertDType("matmul A", a, "f32");
+  assertDType("matmul B", b, "f32", "f16");
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== n)) {
+    throw new RangeError(`matmul: bias ${shapeString(bias.shape)} does not match ${n} output columns`);
+  }
+  if (out.size !== batch * m * n) {
+    throw new RangeError(`matmul: output ${shapeString(out.shape)} does not hold ${batch}x${m}x${n}`);
+  }
+  const tile = tileFor(m, n);
+  const params = new Params().u32(
+    m,
+    n,
+    k,
+    bias ? 1 : 0,
+    aShared ? 0 : m * k,
+    bShared ? 0 : k * n,
+    m * n,
+    accumulate ? 1 : 0,
+  );
+  rt().dispatch(
+    kernel(tile, transA, transB, b.dtype === "f16" ? "f16" : "f32"),
+    params,
+    [a.range, b.range, (bias ?? a).range, out.range],
+    [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), batch],
+  );
+}
+
+/**
+ * op(A) @ op(B) (+ bias). A: [..., M, K] (or [..., K, M] with transA); B: [K, N] or [..., K, N] (or [N, K] /
+ * [..., N, K] with transB). Result: [..., M, N].
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false, bias = null } = options;
+  const { batchShape, m, n, aShared, bShared } = plan(a, b, transA, transB);
+  const out = empty([...batchShape, m, n]);
+  matmulInto(out, a, b, options);
+  if (needsGrad(a, b, bias)) {
+    record(out, bias ? [a, b, bias] : [a, b], [a, b], (g, [sa, sb]) => {
+      let ga: Tensor | null = null;
+      let gb: Tensor | null = null;
+      if (a.requiresGrad) {
+        ga = transA ? matmul(sb, g, { transA: transB, transB: true }) : matmul(g, sb, { transB: !transB });
+        if (aShared) {
+          const summed = sumTo(ga, ga.shape.slice(-2));
+          ga.dispose();
+          ga = summed;
+        }
+      }
+      if (b.requiresGrad) {
+        if (bShared && batchShape.length > 0) {
+          // Shared B gets the gradient summed over the batch.
+          if (transA) {
+            // A is [..., K, M]: per-batch products, then summed over the batch.
+            const perBatch = transB ? matmul(g, sa, { transA: true, transB: true }) : matmul(sa, g);
+            gb = sumTo(perBatch, perBatch.shape.slice(-2));
+          } else {
+            const rows = batchShape.reduce((x, y) => x * y, 1) * m;
+            const a2 = sa.reshape([rows, sa.shape.at(-1)!]);
+            const g2 = g.reshape([rows, n]);
+            gb = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+          }
+        } else {
+          gb = transB ? matmul(g, sa, { transA: true, transB: transA }) : matmul(sa, g, { transA: !transA });
+        }
+      }
+      const grads = [ga, gb];
+      if (bias) grads.push(bias.requiresGrad ? sumTo(g, [n]) : null);
+      return grads;
+    });
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+import { matmul } from "../../compute/matmul.ts";
+import { checkOp, gpuTest, randn } from "./harness.ts";
+
+/** float64 reference: C[b] = op(A[b]) @ op(B[b or shared]) + bias. */
+function matmulRef(
+  a: Float64Array,
+  b: Float64Array,
+  bias: Float64Array | null,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  bShared: boolean,
+): Float64Array {
+  const out = new Float64Array(batch * m * n);
+  for (let z = 0; z < batch; z++) {
+    const ao = z * m * k;
+    const bo = bShared ? 0 : z * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = bias ? bias[j] : 0;
+        for (let p = 0; p < k; p++) {
+          const av = transA ? a[ao + p * m + i] : a[ao + i * k + p];
+          const bv = transB ? b[bo + j * k + p] : b[bo + p * n + j];
+          s += av * bv;
+        }
+        out[z * m * n + i * n + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+const TOL = { forward: 1e-5, grad: 1e-5 };
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    gpuTest(`matmul: transA=${transA} transB=${transB}, batched and shared B, with bias`, async () => {
+      for (
+        const [batch, m, n, k, bShared, withBias] of [
+          [1, 37, 29, 53, true, true],
+          [3, 17, 70, 33, false, false],
+          [2, 65, 9, 40, true, false],
+          [2, 5, 3, 6, true, true],
+          [1, 130, 131, 19, true, true],
+        ] as const
+      ) {
+        const aShape = batch === 1 ? (transA ? [k, m] : [m, k]) : [batch, ...(transA ? [k, m] : [m, k])];
+        const bMat = transB ? [n, k] : [k, n];
+        const bShape = bShared ? bMat : [batch, ...bMat];
+        const inputs = [
+          { data: randn(batch * m * k, 1 + m), shape: aShape },
+          { data: randn((bShared ? 1 : batch) * k * n, 2 + n), shape: bShape },
+        ];
+        if (withBias) inputs.push({ data: randn(n, 3), shape: [n] });
+        await checkOp(
+          `matmul b${batch} ${m}x${n}x${k}`,
+          inputs,
+          (a, b, bias) => matmul(a, b, { transA, transB, bias }),
+          (a, b, bias) => matmulRef(a, b, bias ?? null, batch, m, n, k, transA, transB, bShared),
+          TOL,
+        );
+      }
+    });
+  }
+}

