@@ -5,7 +5,7 @@
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
-import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
+import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
 
 const FILE = new URL("./matmul.wgsl", import.meta.url);
 
@@ -30,12 +30,48 @@ function tileFor(m: number, n: number): Tile {
   return m * n >= 64 * 64 * 32 ? LARGE : SMALL;
 }
 
-function kernel(tile: Tile, transA: boolean, transB: boolean, bType: "f32" | "f16"): KernelSpec {
+/** A frozen NF4 matrix as a GEMM operand: packed codes plus per-64 absmax (see nf4.ts). */
+export interface PackedNf4Matrix {
+  readonly kind: "nf4";
+  readonly shape: readonly [number, number];
+  readonly packed: Tensor;
+  readonly absmax: Tensor;
+}
+
+export type MatmulB = Tensor | PackedNf4Matrix;
+
+const NF4_LEVELS_WGSL = `var<private> NF4: array<f32, 16> = array<f32, 16>(
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+  -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0);`;
+
+/** WGSL declaring B and `load_b(index) -> f32` for each storage of the B operand. */
+const B_DECLS = {
+  f32: `@group(0) @binding(2) var<storage, read> B: array<f32>;
+fn load_b(i: u32) -> f32 { return B[i]; }`,
+  f16: `@group(0) @binding(2) var<storage, read> B: array<f16>;
+fn load_b(i: u32) -> f32 { return f32(B[i]); }`,
+  nf4: `@group(0) @binding(2) var<storage, read> B: array<u32>;
+@group(0) @binding(5) var<storage, read> B_absmax: array<f32>;
+${NF4_LEVELS_WGSL}
+fn load_b(i: u32) -> f32 {
+  let shift = ((i / 2u) % 4u) * 8u + select(0u, 4u, (i % 2u) == 0u);
+  return NF4[(B[i / 8u] >> shift) & 15u] * B_absmax[i / 64u];
+}`,
+};
+
+function storageOf(b: MatmulB): keyof typeof B_DECLS {
+  if (!(b instanceof Tensor)) return "nf4";
+  return b.dtype === "f16" ? "f16" : "f32";
+}
+
+function kernel(tile: Tile, transA: boolean, transB: boolean, storage: keyof typeof B_DECLS): KernelSpec {
   return {
     file: FILE,
     entry: "main",
-    bindings: ["read", "read", "read", "write"],
-    defines: { ...tile, TRANS_A: String(transA), TRANS_B: String(transB), B_TYPE: bType },
+    bindings: storage === "nf4" ? ["read", "read", "read", "write", "read"] : ["read", "read", "read", "write"],
+    defines: { ...tile, TRANS_A: String(transA), TRANS_B: String(transB), B_DECL: B_DECLS[storage] },
   };
 }
 
@@ -49,8 +85,8 @@ interface Plan {
   bShared: boolean;
 }
 
-function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
-  if (a.ndim < 2 || b.ndim < 2) {
+function plan(a: Tensor, b: MatmulB, transA: boolean, transB: boolean): Plan {
+  if (a.ndim < 2 || b.shape.length < 2) {
     throw new RangeError(`matmul needs matrices, got ${shapeString(a.shape)} and ${shapeString(b.shape)}`);
   }
   const [ar, ac] = a.shape.slice(-2);
@@ -77,13 +113,14 @@ function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
 export function matmulInto(
   out: Tensor,
   a: Tensor,
-  b: Tensor,
+  b: MatmulB,
   { transA = false, transB = false, bias = null }: MatmulOptions,
   accumulate = false,
 ): void {
   const { batch, m, n, k, aShared, bShared } = plan(a, b, transA, transB);
   assertDType("matmul A", a, "f32");
-  assertDType("matmul B", b, "f32", "f16");
+  const storage = storageOf(b);
+  if (b instanceof Tensor) assertDType("matmul B", b, "f32", "f16");
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== n)) {
     throw new RangeError(`matmul: bias ${shapeString(bias.shape)} does not match ${n} output columns`);
   }
@@ -102,9 +139,11 @@ export function matmulInto(
     accumulate ? 1 : 0,
   );
   rt().dispatch(
-    kernel(tile, transA, transB, b.dtype === "f16" ? "f16" : "f32"),
+    kernel(tile, transA, transB, storage),
     params,
-    [a.range, b.range, (bias ?? a).range, out.range],
+    b instanceof Tensor
+      ? [a.range, b.range, (bias ?? a).range, out.range]
+      : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range],
     [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), batch],
   );
 }

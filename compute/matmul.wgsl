@@ -1,6 +1,7 @@
 // Batched GEMM: C[b] = op(A[b]) @ op(B[b]) (+ bias), f32 accumulation.
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N]; a batch stride of 0
-// shares an operand across the batch. B may be stored as f16 (frozen weights).
+// shares an operand across the batch. B_DECL declares B and `load_b(index) -> f32`: f32, f16 or NF4-packed
+// (frozen weights, dequantised as they are loaded into the tile).
 // Register-blocked: a workgroup computes a BM x BN tile; each thread TM x TN outputs, strided by the thread
 // grid so shared-memory reads are conflict-free and global stores coalesce.
 
@@ -17,7 +18,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<{{B_TYPE}}>;
+{{B_DECL}}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
 
@@ -68,7 +69,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let gk = k0 + k;
       var v = 0.0;
       if (gn < p.N && gk < p.K) {
-        if (TRANS_B) { v = f32(B[b_base + gn * p.K + gk]); } else { v = f32(B[b_base + gk * p.N + gn]); }
+        if (TRANS_B) { v = load_b(b_base + gn * p.K + gk); } else { v = load_b(b_base + gk * p.N + gn); }
       }
       tile_b[k * BN + n] = v;
     }

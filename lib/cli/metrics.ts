@@ -83,10 +83,6 @@ export async function run(args: string[]): Promise<number> {
         `give one hypothesis per reference line`,
     );
   }
-  const emptyRef = refs.findIndex((line) => line.trim() === "");
-  if (emptyRef !== -1) {
-    throw new Error(`${options.refs} line ${emptyRef + 1} is empty: BLEU (like sacreBLEU) needs a reference`);
-  }
   const bleu = corpusBleu(hyps, [refs]);
   const signature = bleuSignature(1);
   const sentence = hyps.map((hyp, i) => sentenceBleu(hyp, [refs[i]]).score);
@@ -100,8 +96,12 @@ export async function run(args: string[]): Promise<number> {
       `hyp_len = ${bleu.sysLen}, ref_len = ${bleu.refLen})`,
   );
   console.log(`               ${signature}`);
-  console.log(`METEOR         ${meteor.mean.toFixed(4)}  (nltk, ${options.tokenize} tokens, mean of sentences)`);
-  console.log(`METEOR (ru)    ${meteorRu.mean.toFixed(4)}  (Snowball Russian stems, no WordNet for Cyrillic)`);
+  console.log(
+    `METEOR         ${meteor.mean.toFixed(4)}  (nltk, ${options.tokenize} tokens, mean of sentences)`,
+  );
+  console.log(
+    `METEOR (ru)    ${meteorRu.mean.toFixed(4)}  (Snowball Russian stems, no WordNet for Cyrillic)`,
+  );
   if (options.json) {
     console.log(JSON.stringify({
       bleu: bleu.score,

@@ -114,13 +114,14 @@ function loadJsonLines(bytes: Uint8Array, path: string): LoadedDataset {
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let lineStart = 0;
   let lineNumber = 0;
-  for (let i = 0; i <= bytes.length; i++) {
-    if (i < bytes.length && bytes[i] !== 0x0a) continue;
-    const lineBytes = bytes.subarray(lineStart, i);
-    lineStart = i + 1;
+  while (lineStart <= bytes.length) {
+    const newline = bytes.indexOf(0x0a, lineStart);
+    const end = newline === -1 ? bytes.length : newline;
+    const lineBytes = bytes.subarray(lineStart, end);
+    lineStart = end + 1;
     lineNumber++;
     // The final newline of a file ends the last line; it does not start an empty one.
-    if (i === bytes.length && lineBytes.length === 0) break;
+    if (newline === -1 && lineBytes.length === 0) break;
     assembler.rowsRead++;
     let text: string;
     try {

@@ -145,8 +145,8 @@ export function bleuTokens(sentence: string, lowercase = false): string[] {
 
 /**
  * Per-sentence sufficient statistics `[sysLen, refLen, ...correct, ...total]`, as sacreBLEU's
- * `_extract_corpus_statistics`. `references[i]` holds every reference of sentence i; empty references are
- * ignored (sacreBLEU's variable reference count), and a sentence with none left is an error, as in sacreBLEU.
+ * `_extract_corpus_statistics`. `references[i]` holds every reference of sentence i. An empty reference is
+ * kept as sacreBLEU 2.6 keeps it: zero length and no n-grams.
  */
 export function bleuStatistics(
   hypotheses: readonly string[],
@@ -161,12 +161,9 @@ export function bleuStatistics(
   }
   const maxOrder = options.maxNgramOrder ?? 4;
   return hypotheses.map((hypothesis, index) => {
-    const refs = references[index].filter((ref) => ref !== "");
+    const refs = references[index];
     if (refs.length === 0) {
-      throw new RangeError(
-        `empty reference for sentence ${index + 1}: sacreBLEU rejects empty references; drop the pair or ` +
-          `give a non-empty reference`,
-      );
+      throw new RangeError(`sentence ${index + 1} has no reference: give at least one (it may be empty)`);
     }
     // Clipping counts: for each n-gram, its largest count in any one reference.
     const refNgrams = Array.from({ length: maxOrder }, () => new Map<string, number>());
@@ -259,11 +256,8 @@ export function sentenceBleu(
   return bleuFromStatistics(bleuStatistics([hypothesis], [references], merged), merged);
 }
 
-/**
- * sacreBLEU's signature string, e.g. `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`.
- * `nrefs` is a count, or "var" when sentences have different numbers of non-empty references.
- */
-export function bleuSignature(nrefs: number | "var", options: BleuOptions = {}): string {
+/** sacreBLEU's signature string, e.g. `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`. */
+export function bleuSignature(nrefs: number, options: BleuOptions = {}): string {
   const method = options.smoothMethod ?? "exp";
   const smoothDefault = SMOOTH_DEFAULTS[method];
   const smooth = smoothDefault === null
@@ -277,14 +271,4 @@ export function bleuSignature(nrefs: number | "var", options: BleuOptions = {}):
     `smooth:${smooth}`,
     `version:${SACREBLEU_VERSION}`,
   ].join("|");
-}
-
-/** The `nrefs` part of the signature for a corpus: the common count of non-empty references, or "var". */
-export function referenceCount(referenceStreams: readonly (readonly string[])[]): number | "var" {
-  const counts = new Set<number>();
-  const lines = referenceStreams[0]?.length ?? 0;
-  for (let i = 0; i < lines; i++) {
-    counts.add(referenceStreams.filter((stream) => stream[i] !== "").length);
-  }
-  return counts.size === 1 ? [...counts][0] : "var";
 }

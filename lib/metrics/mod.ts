@@ -12,7 +12,6 @@ export {
   bleuTokens,
   computeBleu,
   corpusBleu,
-  referenceCount,
   SACREBLEU_VERSION,
   sentenceBleu,
 } from "./bleu.ts";

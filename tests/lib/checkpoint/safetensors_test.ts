@@ -64,7 +64,9 @@ Deno.test("safetensors: write then read every dtype, with metadata and an 8-byte
       assert.equal(f32.dtype, "f32");
       assert.deepEqual([...f32.data as Float32Array], [...F32_VALUES]);
       const f16AsF32 = await file.read("w.f16");
-      assert.deepEqual([...f16AsF32.data as Float32Array], [...new Float32Array(new Float16Array(F32_VALUES))]);
+      assert.deepEqual([...f16AsF32.data as Float32Array], [
+        ...new Float32Array(new Float16Array(F32_VALUES)),
+      ]);
       const f16Bits = await file.read("w.f16", { as: "f16" });
       assert.equal(f16Bits.dtype, "f16");
       assert.deepEqual([...f16Bits.data as Uint16Array], [...f32ToF16(F32_VALUES)]);
@@ -73,7 +75,10 @@ Deno.test("safetensors: write then read every dtype, with metadata and an 8-byte
       assert.deepEqual([...bf16Raw.data as Uint16Array], [...f32ToBf16(F32_VALUES)]);
       const bf16AsF16 = await file.read("w.bf16", { as: "f16" });
       assert.equal(bf16AsF16.dtype, "f16");
-      assert.deepEqual([...(await file.read("w.f16raw", { as: "raw" })).data as Uint16Array], [0x3c00, 0x0001]);
+      assert.deepEqual([...(await file.read("w.f16raw", { as: "raw" })).data as Uint16Array], [
+        0x3c00,
+        0x0001,
+      ]);
       assert.deepEqual([...(await file.read("ids.i64")).data as BigInt64Array], [-1n, 0n, 2n ** 40n]);
       const i32 = await file.read("ids.i32", { as: "f32" });
       assert.equal(i32.dtype, "i32", "integer tensors always come back raw");
@@ -90,7 +95,11 @@ Deno.test("safetensors: write then read every dtype, with metadata and an 8-byte
       await assert.rejects(() => file.read("w.f32", { rows: [1, 3] }), /rows \[1, 3\) outside \[0, 2\)/);
       await assert.rejects(() => file.read("nope"), /no tensor named "nope"/);
       // Concurrent reads are serialised per file and each gets its own bytes.
-      const both = await Promise.all([file.read("w.f32"), file.read("ids.i32"), file.read("w.f32", { rows: [0, 1] })]);
+      const both = await Promise.all([
+        file.read("w.f32"),
+        file.read("ids.i32"),
+        file.read("w.f32", { rows: [0, 1] }),
+      ]);
       assert.deepEqual([...both[0].data as Float32Array], [...F32_VALUES]);
       assert.deepEqual([...both[2].data as Float32Array], [...F32_VALUES.subarray(0, 4)]);
     } finally {
@@ -107,7 +116,8 @@ Deno.test("safetensors: header bytes match the reference layout for a small file
       { name: "a", dtype: "f32", shape: [2], data: Float32Array.of(1, 2) },
     ]);
     const bytes = await Deno.readFile(path);
-    const json = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F16","shape":[1],"data_offsets":[8,10]}}';
+    const json =
+      '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F16","shape":[1],"data_offsets":[8,10]}}';
     const padded = json + " ".repeat((8 - (json.length % 8)) % 8);
     assert.equal(new TextDecoder().decode(bytes.subarray(8, 8 + padded.length)), padded);
     assert.equal(bytes.length, 8 + padded.length + 10);
@@ -176,16 +186,30 @@ Deno.test("safetensors: sharded writer + index, read back through openCheckpoint
 
 Deno.test("openCheckpoint: index naming a shard that lacks the tensor, and empty folders, are errors", async () => {
   await withTempDir(async (dir) => {
-    await writeSafetensors(`${dir}/s1.safetensors`, [{ name: "a", dtype: "f32", shape: [1], data: Float32Array.of(1) }]);
+    await writeSafetensors(`${dir}/s1.safetensors`, [{
+      name: "a",
+      dtype: "f32",
+      shape: [1],
+      data: Float32Array.of(1),
+    }]);
     await Deno.writeTextFile(
       `${dir}/model.safetensors.index.json`,
       JSON.stringify({ weight_map: { a: "s1.safetensors", b: "s1.safetensors" } }),
     );
-    await assert.rejects(() => openCheckpoint(dir), /weight_map puts b in s1.safetensors, which has no such tensor/);
-    await Deno.writeTextFile(`${dir}/model.safetensors.index.json`, JSON.stringify({ weight_map: { a: "../x" } }));
+    await assert.rejects(
+      () => openCheckpoint(dir),
+      /weight_map puts b in s1.safetensors, which has no such tensor/,
+    );
+    await Deno.writeTextFile(
+      `${dir}/model.safetensors.index.json`,
+      JSON.stringify({ weight_map: { a: "../x" } }),
+    );
     await assert.rejects(() => openCheckpoint(dir), /weight_map names shard "..\/x"/);
     await Deno.mkdir(`${dir}/empty`);
-    await assert.rejects(() => openCheckpoint(`${dir}/empty`), /no weights found; expected one of model.safetensors/);
+    await assert.rejects(
+      () => openCheckpoint(`${dir}/empty`),
+      /no weights found; expected one of model.safetensors/,
+    );
     await assert.rejects(() => openCheckpoint(`${dir}/nope`), /does not exist/);
   });
 });
@@ -203,18 +227,57 @@ Deno.test("safetensors: corrupted headers are refused with the file and tensor n
   await withTempDir(async (dir) => {
     const path = `${dir}/bad.safetensors`;
     const cases: [string, Uint8Array, RegExp][] = [
-      ["offsets past the end", rawFile('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8), /tensor w: data_offsets end 16 is past the data section \(8 bytes\)/],
-      ["size mismatch", rawFile('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', 8), /tensor w: data_offsets 0..8 span 8 bytes but f32 \[3\] needs 12/],
-      ["overlap", rawFile('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8), /tensor [ab] overlaps/],
-      ["gap", rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8), /gap of 4 bytes before tensor a/],
-      ["trailing bytes", rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 8), /tensors end at data byte 4 but the data section has 8 bytes/],
-      ["bad dtype", rawFile('{"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}', 1), /tensor w has unsupported dtype "Q4"/],
-      ["bad shape", rawFile('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', 4), /tensor w has shape \[-1\]/],
-      ["reversed offsets", rawFile('{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}', 4), /tensor w has data_offsets \[4,0\]/],
+      [
+        "offsets past the end",
+        rawFile('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8),
+        /tensor w: data_offsets end 16 is past the data section \(8 bytes\)/,
+      ],
+      [
+        "size mismatch",
+        rawFile('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', 8),
+        /tensor w: data_offsets 0..8 span 8 bytes but f32 \[3\] needs 12/,
+      ],
+      [
+        "overlap",
+        rawFile(
+          '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+          8,
+        ),
+        /tensor [ab] overlaps/,
+      ],
+      [
+        "gap",
+        rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8),
+        /gap of 4 bytes before tensor a/,
+      ],
+      [
+        "trailing bytes",
+        rawFile('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 8),
+        /tensors end at data byte 4 but the data section has 8 bytes/,
+      ],
+      [
+        "bad dtype",
+        rawFile('{"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}', 1),
+        /tensor w has unsupported dtype "Q4"/,
+      ],
+      [
+        "bad shape",
+        rawFile('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', 4),
+        /tensor w has shape \[-1\]/,
+      ],
+      [
+        "reversed offsets",
+        rawFile('{"w":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}', 4),
+        /tensor w has data_offsets \[4,0\]/,
+      ],
       ["not json", rawFile("{nope", 0), /header is not UTF-8 JSON/],
       ["not an object", rawFile("[1,2]", 0), /header is not a JSON object/],
       ["metadata not strings", rawFile('{"__metadata__":{"a":1}}', 0), /__metadata__.a must be a string/],
-      ["huge header length", rawFile("{}", 0, BigInt(MAX_HEADER_BYTES) + 1n), /header length 100000001 exceeds 100000000 bytes/],
+      [
+        "huge header length",
+        rawFile("{}", 0, BigInt(MAX_HEADER_BYTES) + 1n),
+        /header length 100000001 exceeds 100000000 bytes/,
+      ],
       ["header past the end", rawFile("{}", 0, 1000n), /header length 1000 runs past the end of the file/],
       ["shorter than 8 bytes", new Uint8Array(5), /fewer than the 8-byte header length/],
     ];
@@ -236,6 +299,9 @@ Deno.test("safetensors: a truncated file is refused when opened", async () => {
     await writeSafetensors(path, [{ name: "w", dtype: "f32", shape: [64], data: new Float32Array(64) }]);
     const bytes = await Deno.readFile(path);
     await Deno.writeFile(path, bytes.subarray(0, bytes.length - 10));
-    await assert.rejects(() => SafetensorsFile.open(path), /tensor w: data_offsets end 256 is past the data section/);
+    await assert.rejects(
+      () => SafetensorsFile.open(path),
+      /tensor w: data_offsets end 256 is past the data section/,
+    );
   });
 });

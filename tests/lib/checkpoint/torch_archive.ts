@@ -132,7 +132,9 @@ export interface TensorSpec {
 
 /** The data.pkl torch.save writes for an OrderedDict of tensors (protocol 2, with memo puts). */
 export function stateDictPickle(tensors: TensorSpec[]): Uint8Array {
-  const p = new PickleWriter().proto(2).global("collections", "OrderedDict").put(0).emptyTuple().reduce().put(1);
+  const p = new PickleWriter().proto(2).global("collections", "OrderedDict").put(0).emptyTuple().reduce().put(
+    1,
+  );
   p.mark();
   let memo = 2;
   const storageMemo = new Map<string, number>();
@@ -145,7 +147,8 @@ export function stateDictPickle(tensors: TensorSpec[]): Uint8Array {
     if (known !== undefined) {
       p.get(known);
     } else {
-      p.mark().str("storage").global("torch", t.storageType).str(t.key).str("cpu").int(t.storageNumel).tuple();
+      p.mark().str("storage").global("torch", t.storageType).str(t.key).str("cpu").int(t.storageNumel)
+        .tuple();
       p.binpersid();
       storageMemo.set(t.key, memo);
       p.put(memo++);
@@ -160,7 +163,10 @@ export function stateDictPickle(tensors: TensorSpec[]): Uint8Array {
 }
 
 /** Writes a zip of stored entries; `zip64` forces the zip64 end records; `pad` adds local extra bytes. */
-export function storedZip(entries: { name: string; data: Uint8Array }[], options: { zip64?: boolean } = {}): Uint8Array {
+export function storedZip(
+  entries: { name: string; data: Uint8Array }[],
+  options: { zip64?: boolean } = {},
+): Uint8Array {
   const out: number[] = [];
   const central: number[] = [];
   const enc = new TextEncoder();
@@ -174,11 +180,28 @@ export function storedZip(entries: { name: string; data: Uint8Array }[], options
     out.push(...u32(0x04034b50), ...u16(20), ...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0));
     out.push(...u32(entry.data.length), ...u32(entry.data.length), ...u16(name.length), ...u16(extra.length));
     out.push(...name, ...extra, ...entry.data);
-    const zip64Extra = options.zip64 ? [...u16(1), ...u16(24), ...u64(entry.data.length), ...u64(entry.data.length), ...u64(offset)] : [];
+    const zip64Extra = options.zip64
+      ? [...u16(1), ...u16(24), ...u64(entry.data.length), ...u64(entry.data.length), ...u64(offset)]
+      : [];
     const sizeField = options.zip64 ? 0xffffffff : entry.data.length;
     const offsetField = options.zip64 ? 0xffffffff : offset;
-    central.push(...u32(0x02014b50), ...u16(20), ...u16(20), ...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0));
-    central.push(...u32(sizeField), ...u32(sizeField), ...u16(name.length), ...u16(zip64Extra.length), ...u16(0));
+    central.push(
+      ...u32(0x02014b50),
+      ...u16(20),
+      ...u16(20),
+      ...u16(0),
+      ...u16(0),
+      ...u16(0),
+      ...u16(0),
+      ...u32(0),
+    );
+    central.push(
+      ...u32(sizeField),
+      ...u32(sizeField),
+      ...u16(name.length),
+      ...u16(zip64Extra.length),
+      ...u16(0),
+    );
     central.push(...u16(0), ...u16(0), ...u32(0), ...u32(offsetField), ...name, ...zip64Extra);
   }
   const centralOffset = out.length;

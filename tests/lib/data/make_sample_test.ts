@@ -50,3 +50,21 @@ Deno.test("seedRowsToParquet: deterministic bytes, no rows is an error", () => {
   assert.deepEqual(seedRowsToParquet(rows), seedRowsToParquet(rows));
   assert.throws(() => seedRowsToParquet([]), /at least one valid row/);
 });
+
+Deno.test({
+  name: `the shipped sample loads and prepares without NaN${
+    haveSample ? "" : " (SKIPPED: data/anekdots_sample.jsonl missing)"
+  }`,
+  ignore: !haveSample,
+  async fn() {
+    const { prepareDataset, formatDatasetStats } = await import("../../../lib/data/prepare.ts");
+    const prepared = prepareDataset(await loadDataset(target), { evalSize: 0.1, seed: 42 });
+    assert.ok(prepared.stats.kept >= 400, `only ${prepared.stats.kept} usable dialogs in the sample`);
+    const trainPairs = new Set(prepared.train.map((e) => JSON.stringify(e.messages)));
+    assert.ok(
+      prepared.eval.every((e) => !trainPairs.has(JSON.stringify(e.messages))),
+      "an eval pair is also trained on",
+    );
+    assert.ok(!formatDatasetStats(prepared.stats).includes("NaN"));
+  },
+});

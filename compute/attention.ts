@@ -1,0 +1,333 @@
+/**
+ * Scaled dot-product attention with autograd: grouped-query heads, causal masking with a query offset (decoding
+ * against a cache), key padding masks, and a KV cache for generation. Forward and backward are flash-attention
+ * style kernels: the [T x S] score matrix never exists in memory, and the backward is deterministic (no atomics).
+ */
+import { needsGrad, record } from "./autograd.ts";
+import { type KernelSpec, Params, rt } from "./runtime.ts";
+import { assertDType, empty, keep, shapeString, type Tensor } from "./tensor.ts";
+
+const FILE = new URL("./attention.wgsl", import.meta.url);
+const WG = 256;
+
+export interface AttentionOptions {
+  causal: boolean;
+  /** Multiplies q·k; default 1/sqrt(D). */
+  scale?: number;
+  /** i32 [B, S'] with S' ≥ the key count: 1 = attend, 0 = padding. */
+  keyMask?: Tensor | null;
+  /**
+   * Number of keys: attention reads the first kvLength rows of k/v's second dim (default: all of them). This
+   * lets a [B, maxLen, Hkv, D] cache buffer be used without copying.
+   */
+  kvLength?: number;
+}
+
+type KernelName = "attn_fwd" | "attn_bwd_dq" | "attn_bwd_dkv";
+
+interface Tiles {
+  BQ: number;
+  BK: number;
+}
+
+/** Tile shapes, largest first; BQ and BK divide the 256-thread workgroup. */
+const TILE_CHOICES: Tiles[] = [
+  { BQ: 32, BK: 32 },
+  { BQ: 32, BK: 16 },
+  { BQ: 16, BK: 32 },
+  { BQ: 16, BK: 16 },
+  { BQ: 16, BK: 8 },
+  { BQ: 8, BK: 16 },
+  { BQ: 8, BK: 8 },
+];
+
+/** Workgroup arrays (in f32 words) each kernel uses; unused ones get one word. */
+function sharedSizes(kernel: KernelName, headDim: number, { BQ, BK }: Tiles): Record<string, number> {
+  const dp = headDim + 1;
+  switch (kernel) {
+    case "attn_fwd":
+      return { SIZE_Q: BQ * dp, SIZE_DO: 1, SIZE_K: BK * dp, SIZE_V: 1, SIZE_P: BQ * BK, SIZE_DS: 1, SIZE_ROW: 1 };
+    case "attn_bwd_dq":
+      return {
+        SIZE_Q: BQ * dp,
+        SIZE_DO: BQ * dp,
+        SIZE_K: BK * dp,
+        SIZE_V: BK * dp,
+        SIZE_P: 1,
+        SIZE_DS: BQ * BK,
+        SIZE_ROW: 1,
+      };
+    case "attn_bwd_dkv":
+      return {
+        SIZE_Q: BQ * dp,
+        SIZE_DO: BQ * dp,
+        SIZE_K: BK * dp,
+        SIZE_V: BK * dp,
+        SIZE_P: BQ * BK,
+        SIZE_DS: BQ * BK,
+        SIZE_ROW: 2 * BQ,
+      };
+  }
+}
+
+const tileCache = new Map<string, Tiles>();
+
+/**
+ * The largest tiles whose workgroup arrays fit the device; short query counts (decoding) take the smallest
+ * query tile so most threads are not idle.
+ */
+function chooseTiles(kernel: KernelName, headDim: number, queries: number): Tiles {
+  const key = `${kernel}|${headDim}|${queries <= 8}`;
+  const cached = tileCache.get(key);
+  if (cached) return cached;
+  const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
+  const fits = (t: Tiles) => {
+    const words = Object.values(sharedSizes(kernel, headDim, t)).reduce((a, b) => a + b, 0);
+    return words * 4 <= limit;
+  };
+  const candidates = TILE_CHOICES.filter(fits);
+  if (candidates.length === 0) {
+    throw new RangeError(`attention: head dim ${headDim} needs more workgroup memory than this device's ${limit}`);
+  }
+  const small = kernel === "attn_fwd" && queries <= 8 ? candidates.find((t) => t.BQ === 8) : undefined;
+  const tiles = small ?? candidates[0];
+  tileCache.set(key, tiles);
+  return tiles;
+}
+
+function kernelSpec(
+  entry: string,
+  bindings: KernelSpec["bindings"],
+  headDim: number,
+  tiles: Tiles,
+  sizes: Record<string, number>,
+): KernelSpec {
+  return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes } };
+}
+
+function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number, queries: number) {
+  const tiles = chooseTiles(kernel, headDim, queries);
+  return { spec: kernelSpec(kernel, bindings, headDim, tiles, sharedSizes(kernel, headDim, tiles)), tiles };
+}
+
+const NO_SHARED = { SIZE_Q: 1, SIZE_DO: 1, SIZE_K: 1, SIZE_V: 1, SIZE_P: 1, SIZE_DS: 1, SIZE_ROW: 1 };
+
+/** Specs of the one-thread-per-element kernels (no workgroup arrays in use, tiles irrelevant). */
+function flatSpec(entry: string, bindings: KernelSpec["bindings"], headDim: number): KernelSpec {
+  return kernelSpec(entry, bindings, headDim, { BQ: 8, BK: 8 }, NO_SHARED);
+}
+
+interface Geometry {
+  B: number;
+  T: number;
+  S: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  kvRows: number;
+  scale: number;
+}
+
+function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Geometry {
+  const shapes = `q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)}`;
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
+    throw new RangeError(`attention: q, k, v must be [B, T, H, D]; got ${shapes}`);
+  }
+  if (k.shape.some((d, i) => d !== v.shape[i])) throw new RangeError(`attention: k and v differ: ${shapes}`);
+  const [B, T, Hq, D] = q.shape;
+  const [kb, kvRows, Hkv, kd] = k.shape;
+  if (kb !== B || kd !== D) throw new RangeError(`attention: batch or head dim differ: ${shapes}`);
+  if (Hkv === 0 || Hq % Hkv !== 0) {
+    throw new RangeError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads: ${shapes}`);
+  }
+  const S = opts.kvLength ?? kvRows;
+  if (!Number.isInteger(S) || S < 0 || S > kvRows) {
+    throw new RangeError(`attention: kvLength ${S} is outside 0..${kvRows} (${shapes})`);
+  }
+  if (opts.causal && T > S) {
+    throw new RangeError(`attention: causal with ${T} queries but only ${S} keys (${shapes})`);
+  }
+  for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) assertDType(`attention ${name}`, t, "f32");
+  const mask = opts.keyMask;
+  if (mask) {
+    assertDType("attention keyMask", mask, "i32");
+    if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] < S) {
+      throw new RangeError(
+        `attention: keyMask ${shapeString(mask.shape)} must be [${B}, ≥${S}] for ${shapes}`,
+      );
+    }
+  }
+  return { B, T, S, Hq, Hkv, D, kvRows, scale: opts.scale ?? 1 / Math.sqrt(D) };
+}
+
+/**
+ * Attention over q [B, T, Hq, D], k/v [B, S, Hkv, D] (or the first kvLength rows of a longer buffer):
+ * softmax(scale · q kᵀ) v per head, query head h reading kv head floor(h / (Hq / Hkv)). With `causal`, query
+ * t sits at position S − T + t and sees keys up to it. Queries that see no key output zeros. Result
+ * [B, T, Hq, D].
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+  const g = validate(q, k, v, opts);
+  const mask = opts.keyMask ?? null;
+  const causal = opts.causal;
+  const out = empty(q.shape);
+  const lse = empty([g.B, g.Hq, g.T]); // lse: [B, Hq, T]
+  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D, g.T);
+  rt().dispatch(
+    fwd.spec,
+    attnParams(g, mask, causal),
+    [q.range, k.range, v.range, (mask ?? q).range, out.range, lse.range],
+    [Math.ceil(g.T / fwd.tiles.BQ), g.Hq, g.B],
+  );
+  if (needsGrad(q, k, v)) {
+    const saved = mask ? [q, k, v, out, lse, mask] : [q, k, v, out, lse];
+    record(out, [q, k, v], saved, (gradOut, [sq, sk, sv, so, slse, smask]) => {
+      return attentionBackward(g, causal, sq, sk, sv, so, slse, smask ?? null, gradOut, [
+        q.requiresGrad,
+        k.requiresGrad || v.requiresGrad,
+      ]);
+    });
+  }
+  lse.dispose();
+  return out;
+}
+
+function attnParams(g: Geometry, mask: Tensor | null, causal: boolean, n = 0, length = 0): Params {
+  return new Params()
+    .u32(g.T, g.S, g.Hq, g.Hkv, g.kvRows, g.Hq / g.Hkv, causal ? 1 : 0, mask ? 1 : 0, mask ? mask.shape[1] : 0)
+    .f32(g.scale)
+    .u32(n, length);
+}
+
+function attentionBackward(
+  g: Geometry,
+  causal: boolean,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  mask: Tensor | null,
+  gradOut: Tensor,
+  [wantQ, wantKV]: boolean[],
+): (Tensor | null)[] {
+  const delta = empty([g.B, g.Hq, g.T]); // delta: [B, Hq, T] = rowsum(dO ∘ O)
+  const rows = g.B * g.T * g.Hq;
+  rt().dispatch(
+    flatSpec("attn_bwd_delta", ["read", "read", "write"], g.D),
+    attnParams(g, mask, causal, rows),
+    [out.range, gradOut.range, delta.range],
+    Math.ceil(rows / WG),
+  );
+  const common = [q.range, k.range, v.range, (mask ?? q).range, gradOut.range, lse.range, delta.range];
+  let dq: Tensor | null = null;
+  let dk: Tensor | null = null;
+  let dv: Tensor | null = null;
+  if (wantQ) {
+    dq = empty(q.shape); // dq: [B, T, Hq, D]
+    const bwd = tiledSpec("attn_bwd_dq", [...READS_7, "write"], g.D, g.T);
+    rt().dispatch(bwd.spec, attnParams(g, mask, causal), [...common, dq.range], [
+      Math.ceil(g.T / bwd.tiles.BQ),
+      g.Hq,
+      g.B,
+    ]);
+  }
+  if (wantKV) {
+    dk = empty(k.shape); // dk, dv: [B, kvRows, Hkv, D]
+    dv = empty(v.shape);
+    const bwd = tiledSpec("attn_bwd_dkv", [...READS_7, "write", "write"], g.D, g.T);
+    rt().dispatch(bwd.spec, attnParams(g, mask, causal), [...common, dk.range, dv.range], [
+      Math.ceil(g.kvRows / bwd.tiles.BK),
+      g.Hkv,
+      g.B,
+    ]);
+  }
+  delta.dispose();
+  return [dq, dk, dv];
+}
+
+const READS_7: KernelSpec["bindings"] = ["read", "read", "read", "read", "read", "read", "read"];
+
+/**
+ * Keys and values of past positions for decoding, [B, maxLen, Hkv, D] each (tagged "kvcache"). Pass
+ * `keys()`/`values()` with `kvLength: cache.length` to attention(); rows past `length` are never read.
+ */
+export class KVCache {
+  readonly batch: number;
+  readonly maxLen: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  /** Positions written so far. */
+  length = 0;
+  private k: Tensor;
+  private v: Tensor;
+
+  constructor(batch: number, maxLen: number, kvHeads: number, headDim: number) {
+    this.batch = batch;
+    this.maxLen = maxLen;
+    this.kvHeads = kvHeads;
+    this.headDim = headDim;
+    const shape = [batch, maxLen, kvHeads, headDim];
+    this.k = keep(empty(shape, "f32", "kvcache"));
+    this.v = keep(empty(shape, "f32", "kvcache"));
+  }
+
+  /** Writes k, v [B, T, Hkv, D] at positions length..length+T−1 and advances length. */
+  append(k: Tensor, v: Tensor): void {
+    const want = `[${this.batch}, T, ${this.kvHeads}, ${this.headDim}]`;
+    for (const t of [k, v]) {
+      if (
+        t.ndim !== 4 || t.shape[0] !== this.batch || t.shape[2] !== this.kvHeads || t.shape[3] !== this.headDim
+      ) {
+        throw new RangeError(`KVCache.append: got ${shapeString(t.shape)}, want ${want}`);
+      }
+      assertDType("KVCache.append", t, "f32");
+    }
+    if (k.shape[1] !== v.shape[1]) {
+      throw new RangeError(`KVCache.append: k ${shapeString(k.shape)} and v ${shapeString(v.shape)} differ`);
+    }
+    const T = k.shape[1];
+    if (this.length + T > this.maxLen) {
+      throw new RangeError(
+        `KVCache.append: ${T} more positions after ${this.length} exceed the cache's ${this.maxLen}`,
+      );
+    }
+    const g: Geometry = {
+      B: this.batch,
+      T,
+      S: this.length + T,
+      Hq: this.kvHeads,
+      Hkv: this.kvHeads,
+      D: this.headDim,
+      kvRows: this.maxLen,
+      scale: 1,
+    };
+    rt().dispatch(
+      flatSpec("kv_append", ["read", "read", "write", "write"], this.headDim),
+      attnParams(g, null, false, k.size, this.length),
+      [k.range, v.range, this.k.range, this.v.range],
+      Math.ceil(k.size / WG),
+    );
+    this.length += T;
+  }
+
+  /** The key buffer [B, maxLen, Hkv, D]; owned by the cache (do not dispose). */
+  keys(): Tensor {
+    return this.k;
+  }
+
+  /** The value buffer [B, maxLen, Hkv, D]; owned by the cache (do not dispose). */
+  values(): Tensor {
+    return this.v;
+  }
+
+  /** Forgets the cached positions (the buffers are reused). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  dispose(): void {
+    this.k.dispose();
+    this.v.dispose();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Rotary position embedding (rotate-half convention of HF Qwen2/Llama) with autograd. Positions come from an
+ * i32 tensor so decoding with a KV cache passes past_length + t. The frequencies are computed on the host in f32
+ * exactly as transformers computes `inv_freq`, and the angle position * inv_freq is taken in f32 on the GPU as
+ * transformers does, so results match it at long positions, not only a float64 formula at short ones.
+ */
+import { needsGrad, record } from "./autograd.ts";
+import { type KernelSpec, Params, rt } from "./runtime.ts";
+import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
+
+const KERNEL: KernelSpec = {
+  file: new URL("./rope.wgsl", import.meta.url),
+  entry: "main",
+  bindings: ["read", "read", "read", "write"],
+};
+const WG = 256;
+
+/**
+ * inv_freq[i] = 1 / theta^(2i / D), each step rounded to f32 as in transformers'
+ * `1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))`.
+ */
+export function ropeInvFreq(theta: number, headDim: number): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const exponent = Math.fround((2 * i) / headDim);
+    out[i] = 1 / Math.fround(theta ** exponent);
+  }
+  return out;
+}
+
+/**
+ * inv_freq tables by (theta, D), kept for the process like compiled pipelines: a few hundred bytes each, held
+ * outside the tensor pool so they neither count as live tensors nor need a flush to upload.
+ */
+const invFreqBuffers = new Map<string, GPUBuffer>();
+
+function invFreqBuffer(theta: number, headDim: number): GPUBuffer {
+  const key = `${theta}/${headDim}`;
+  let buffer = invFreqBuffers.get(key);
+  if (!buffer) {
+    const values = ropeInvFreq(theta, headDim);
+    buffer = rt().gpu.device.createBuffer({
+      size: Math.max(4, values.byteLength),
+      usage: GPUBufferUsage.STORAGE,
+      mappedAtCreation: true,
+      label: `rope-inv-freq-${key}`,
+    });
+    new Float32Array(buffer.getMappedRange()).set(values);
+    buffer.unmap();
+    invFreqBuffers.set(key, buffer);
+  }
+  return buffer;
+}
+
+function rotate(x: Tensor, positions: Tensor, theta: number, sign: number): Tensor {
+  const [, , heads, headDim] = x.shape;
+  const out = empty(x.shape); // out: [B, T, H, D]
+  const pairs = x.size / 2;
+  const invFreq = invFreqBuffer(theta, headDim);
+  rt().dispatch(
+    KERNEL,
+    new Params().u32(pairs, heads, headDim / 2).f32(sign),
+    [x.range, positions.range, { buffer: invFreq, offset: 0, size: invFreq.size }, out.range],
+    Math.ceil(pairs / WG),
+  );
+  return out;
+}
+
+/**
+ * x: [B, T, H, D] f32 (D even); positions: i32 [B, T]; theta: the RoPE base (Qwen2.5: 1e6). Returns the rotated
+ * x; the backward rotates the gradient by the negative angle. Accurate for angles up to about 1e5 radians
+ * (positions up to 1e5), beyond the 32k context of the models here.
+ */
+export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
+  assertDType("rope", x, "f32");
+  assertDType("rope positions", positions, "i32");
+  const [batch, tokens, , headDim] = x.shape;
+  if (x.ndim !== 4 || headDim % 2 !== 0 || headDim === 0) {
+    throw new RangeError(`rope: x must be [B, T, H, D] with D even and > 0, got ${shapeString(x.shape)}`);
+  }
+  if (positions.ndim !== 2 || positions.shape[0] !== batch || positions.shape[1] !== tokens) {
+    throw new RangeError(
+      `rope: positions ${shapeString(positions.shape)} do not match x ${shapeString(x.shape)} (want [B, T])`,
+    );
+  }
+  if (!(theta > 0 && Number.isFinite(theta))) throw new RangeError(`rope: theta must be > 0, got ${theta}`);
+  const out = rotate(x, positions, theta, 1);
+  if (needsGrad(x)) {
+    record(out, [x, positions], [positions], (gy, [sp]) => [rotate(gy, sp, theta, -1), null]);
+  }
+  return out;
+}

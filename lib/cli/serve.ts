@@ -1,0 +1,41 @@
+/**
+ * `deno task start [--host H] [--port P]`: the lab. Without a usable WebGPU adapter it prints what to install
+ * and exits 1. Job kinds must be registered (their modules imported) before the queue starts.
+ */
+import { GpuUnavailableError } from "../../compute/gpu.ts";
+import { parseServeOptions, SERVE_USAGE } from "../server/options.ts";
+import { startLab } from "../server/start.ts";
+
+export async function run(args: string[]): Promise<number> {
+  const options = parseServeOptions(args);
+  if (options === "help") {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  let lab;
+  try {
+    lab = await startLab(options);
+  } catch (err) {
+    if (err instanceof GpuUnavailableError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+  const a = lab.adapter;
+  console.log(
+    `Ostrota lab on ${lab.url}${options.token ? " (token required)" : ""} — GPU: ${a.description} ` +
+      `(${a.vendor || "unknown vendor"}${a.isFallback ? ", CPU fallback" : ""})`,
+  );
+  const stop = () => {
+    console.log("stopping: the running job (if any) is marked interrupted");
+    lab.shutdown().catch((err) => console.error("shutdown failed:", err));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await lab.server.finished;
+  await lab.shutdown();
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  return 0;
+}

@@ -1,0 +1,162 @@
+/**
+ * Linear layers. `Linear` holds a PyTorch-layout weight [out, in] (f32 trainable, or frozen f16) and an optional
+ * bias; `LoraLinear` wraps one with low-rank adapters as PEFT does (`fromLinear`, `merge`), and can be switched
+ * off per call so one loaded base serves requests with and without the adapter.
+ */
+import { noGrad } from "../../compute/autograd.ts";
+import { add, axpby, scale } from "../../compute/elementwise.ts";
+import { matmul } from "../../compute/matmul.ts";
+import { dropout } from "../../compute/dropout.ts";
+import { keep, shapeString, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+
+/** Anything that maps [..., in] to [..., out]: a plain, quantized or adapted linear layer. */
+export interface LinearLike {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  forward(x: Tensor): Tensor;
+  parameters(): Tensor[];
+  dispose(): void;
+}
+
+export class Linear implements LinearLike {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  /** weight: [out, in] (f32 or f16); bias: [out] or null. */
+  constructor(public weight: Tensor, public bias: Tensor | null, readonly name = "") {
+    if (weight.ndim !== 2) {
+      throw new RangeError(`${name}: linear weight must be 2-D, got ${shapeString(weight.shape)}`);
+    }
+    [this.outFeatures, this.inFeatures] = weight.shape;
+    if (bias && (bias.ndim !== 1 || bias.shape[0] !== this.outFeatures)) {
+      throw new RangeError(
+        `${name}: bias ${shapeString(bias.shape)} does not match weight ${shapeString(weight.shape)}`,
+      );
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    const lead = x.shape.slice(0, -1);
+    const x2 = x.reshape([-1, this.inFeatures]); // x2: [N, in]
+    const y = matmul(x2, this.weight, { transB: true, bias: this.bias }); // y: [N, out]
+    return y.reshape([...lead, this.outFeatures]);
+  }
+
+  parameters(): Tensor[] {
+    return this.bias ? [this.weight, this.bias] : [this.weight];
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+    this.bias?.dispose();
+  }
+}
+
+export interface LoraOptions {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  /** rsLoRA: scale alpha / sqrt(r) instead of alpha / r. */
+  useRslora?: boolean;
+}
+
+/** PEFT's scaling factor for a LoRA adapter. */
+export function loraScaling({ r, alpha, useRslora = false }: LoraOptions): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+export class LoraLinear implements LinearLike {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly scaling: number;
+  readonly dropoutP: number;
+  /** When false, forward is the base layer alone (adapter switched off for this call). */
+  enabled = true;
+
+  /** loraA: [r, in]; loraB: [out, r] (PEFT's lora_A.weight / lora_B.weight). */
+  constructor(
+    readonly base: LinearLike,
+    public loraA: Tensor,
+    public loraB: Tensor,
+    readonly options: LoraOptions,
+  ) {
+    const { r } = options;
+    if (!Number.isInteger(r) || r <= 0) {
+      throw new RangeError(`LoRA rank r must be a positive integer, got ${r}`);
+    }
+    if (!(options.alpha > 0)) throw new RangeError(`LoRA alpha must be > 0, got ${options.alpha}`);
+    this.inFeatures = base.inFeatures;
+    this.outFeatures = base.outFeatures;
+    if (loraA.shape[0] !== r || loraA.shape[1] !== this.inFeatures) {
+      throw new RangeError(`lora_A ${shapeString(loraA.shape)} does not fit r=${r}, in=${this.inFeatures}`);
+    }
+    if (loraB.shape[0] !== this.outFeatures || loraB.shape[1] !== r) {
+      throw new RangeError(`lora_B ${shapeString(loraB.shape)} does not fit out=${this.outFeatures}, r=${r}`);
+    }
+    this.scaling = loraScaling(options);
+    this.dropoutP = options.dropout ?? 0;
+    if (!(this.dropoutP >= 0 && this.dropoutP < 1)) {
+      throw new RangeError(`LoRA dropout must be in [0, 1), got ${this.dropoutP}`);
+    }
+  }
+
+  /**
+   * Wraps a layer with fresh adapters initialised as PEFT does: A Kaiming-uniform (a = sqrt(5), i.e.
+   * U(-1/sqrt(in), 1/sqrt(in))), B zero — so the adapted layer starts equal to the base.
+   */
+  static fromLinear(base: LinearLike, options: LoraOptions, random: () => number): LoraLinear {
+    const { r } = options;
+    const bound = 1 / Math.sqrt(base.inFeatures);
+    const a = new Float32Array(r * base.inFeatures);
+    for (let i = 0; i < a.length; i++) a[i] = (random() * 2 - 1) * bound;
+    const loraA = keep(trainableTensor(a, [r, base.inFeatures]));
+    const loraB = keep(trainableTensor(new Float32Array(base.outFeatures * r), [base.outFeatures, r]));
+    return new LoraLinear(base, loraA, loraB, options);
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = this.base.forward(x);
+    if (!this.enabled) return y;
+    const lead = x.shape.slice(0, -1);
+    const x2 = x.reshape([-1, this.inFeatures]); // x2: [N, in]
+    const dropped = this.dropoutP > 0 ? dropout(x2, this.dropoutP) : x2;
+    const low = matmul(dropped, this.loraA, { transB: true }); // low: [N, r]
+    const delta = matmul(low, this.loraB, { transB: true }); // delta: [N, out]
+    return add(y, scale(delta, this.scaling).reshape([...lead, this.outFeatures]));
+  }
+
+  /** Only the adapters train. */
+  parameters(): Tensor[] {
+    return [this.loraA, this.loraB];
+  }
+
+  /** Folds scaling * B @ A into the base weight (f32 base only) and returns the base layer. */
+  merge(): LinearLike {
+    if (!(this.base instanceof Linear) || this.base.weight.dtype !== "f32") {
+      throw new TypeError("merge needs an f32 base Linear; dequantize or widen the base first");
+    }
+    const weight = this.base.weight;
+    noGrad(() =>
+      tidy(() => {
+        const delta = matmul(this.loraB, this.loraA); // delta: [out, in]
+        axpby(weight, delta, 1, this.scaling);
+      })
+    );
+    this.loraA.dispose();
+    this.loraB.dispose();
+    return this.base;
+  }
+
+  dispose(): void {
+    this.base.dispose();
+    this.loraA.dispose();
+    this.loraB.dispose();
+  }
+}
+
+/** Uploads f32 data as a trainable leaf tagged "weights". */
+export function trainableTensor(data: Float32Array, shape: number[]): Tensor {
+  const t = tensor(data, shape, "f32", "weights");
+  t.requiresGrad = true;
+  return t;
+}

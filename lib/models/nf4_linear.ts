@@ -1,0 +1,38 @@
+/**
+ * A frozen linear layer whose weight is stored in NF4 (QLoRA's base layers). Forward and the gradient to its
+ * input read the packed 4-bit codes directly; the weight itself never trains.
+ */
+import { disposeNf4, type Nf4Weight, nf4Linear, quantizeNf4 } from "../../compute/nf4.ts";
+import type { Tensor } from "../../compute/tensor.ts";
+import type { LinearLike } from "./linear.ts";
+
+export class Nf4Linear implements LinearLike {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  constructor(readonly weight: Nf4Weight, readonly bias: Tensor | null, readonly name = "") {
+    [this.outFeatures, this.inFeatures] = weight.shape;
+  }
+
+  /** Quantises an f32 weight [out, in] on the GPU and releases the f32 copy. */
+  static async fromF32(weight: Tensor, bias: Tensor | null, doubleQuant: boolean, name = ""): Promise<Nf4Linear> {
+    const quantized = await quantizeNf4(weight, doubleQuant);
+    weight.dispose();
+    if (bias) bias.requiresGrad = false;
+    return new Nf4Linear(quantized, bias, name);
+  }
+
+  forward(x: Tensor): Tensor {
+    return nf4Linear(x, this.weight, this.bias);
+  }
+
+  /** Frozen: nothing trains here. */
+  parameters(): Tensor[] {
+    return [];
+  }
+
+  dispose(): void {
+    disposeNf4(this.weight);
+    this.bias?.dispose();
+  }
+}

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { attention, KVCache } from "../../compute/attention.ts";
+import { noGrad } from "../../compute/autograd.ts";
+import { rt } from "../../compute/runtime.ts";
+import { empty, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
+
+interface Case {
+  B: number;
+  T: number;
+  S: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  causal: boolean;
+  /** Rows of the k/v buffers (≥ S); keys are the first S. */
+  kvRows?: number;
+  /** [B, S] 1 = attend. */
+  mask?: number[];
+  scale?: number;
+}
+
+/** float64 reference: softmax(scale q kᵀ) v per head with GQA, causal offset S − T and key padding. */
+function attentionRef(c: Case, q: Float64Array, k: Float64Array, v: Float64Array): Float64Array {
+  const { B, T, S, Hq, Hkv, D } = c;
+  const rows = c.kvRows ?? S;
+  const scale = c.scale ?? 1 / Math.sqrt(D);
+  const group = Hq / Hkv;
+  const out = new Float64Array(B * T * Hq * D);
+  const scores = new Float64Array(S);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < Hq; h++) {
+        const hk = Math.floor(h / group);
+        const qo = ((b * T + t) * Hq + h) * D;
+        let max = -Infinity;
+        for (let s = 0; s < S; s++) {
+          const visible = (!c.causal || s <= S - T + t) && (!c.mask || c.mask[b * S + s] !== 0);
+          if (!visible) {
+            scores[s] = -Infinity;
+            continue;
+          }
+          const ko = ((b * rows + s) * Hkv + hk) * D;
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
+          scores[s] = dot * scale;
+          max = Math.max(max, scores[s]);
+        }
+        if (max === -Infinity) continue; // no visible key: zeros
+        let sum = 0;
+        for (let s = 0; s < S; s++) sum += scores[s] === -Infinity ? 0 : Math.exp(scores[s] - max);
+        for (let s = 0; s < S; s++) {
+          if (scores[s] === -Infinity) continue;
+          const w = Math.exp(scores[s] - max) / sum;
+          const vo = ((b * rows + s) * Hkv + hk) * D;
+          for (let d = 0; d < D; d++) out[qo + d] += w * v[vo + d];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const TOL = { forward: 1e-5, grad: 1e-5 };
+
+/** Asserts fn throws an error of `type` whose message contains `text`. */
+function assertThrows(fn: () => unknown, type: ErrorConstructor, text: string): void {
+  assert.throws(fn, (e: unknown) => e instanceof type && e.message.includes(text));
+}
+
+async function checkCase(label: string, c: Case, seed: number): Promise<void> {
+  const rows = c.kvRows ?? c.S;
+  const mask = c.mask ? tensor(Int32Array.from(c.mask), [c.B, c.S], "i32") : null;
+  try {
+    await checkOp(
+      label,
+      [
+        { data: randn(c.B * c.T * c.Hq * c.D, seed, 1.5), shape: [c.B, c.T, c.Hq, c.D] },
+        { data: randn(c.B * rows * c.Hkv * c.D, seed + 1, 1.5), shape: [c.B, rows, c.Hkv, c.D] },
+        { data: randn(c.B * rows * c.Hkv * c.D, seed + 2), shape: [c.B, rows, c.Hkv, c.D] },
+      ],
+      (q, k, v) =>
+        attention(q, k, v, { causal: c.causal, scale: c.scale, keyMask: mask, kvLength: c.kvRows ? c.S : undefined }),
+      (q, k, v) => attentionRef(c, q, k, v),
+      TOL,
+    );
+  } finally {
+    mask?.dispose();
+  }
+}
+
+gpuTest("attention: causal self-attention with GQA over several query and key tiles", async () => {
+  await checkCase("causal GQA 4/2", { B: 2, T: 45, S: 45, Hq: 4, Hkv: 2, D: 24, causal: true }, 1);
+  await checkCase("causal MHA D=7", { B: 1, T: 37, S: 37, Hq: 3, Hkv: 3, D: 7, causal: true, scale: 0.3 }, 4);
+});
+
+gpuTest("attention: non-causal cross lengths with key padding and a fully padded batch row", async () => {
+  const B = 2, T = 7, S = 41;
+  const mask = Array.from({ length: B * S }, (_, i) => (i < S ? (i % 3 === 1 ? 0 : 1) : 0));
+  await checkCase("padded", { B, T, S, Hq: 3, Hkv: 1, D: 17, causal: false, mask }, 10);
+});
+
+gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128", async () => {
+  const B = 2, S = 19;
+  // Batch 1 is left-padded by 5: its first queries see only padding until position 5.
+  const mask = Array.from({ length: B * S }, (_, i) => (i >= S && i - S < 5 ? 0 : 1));
+  await checkCase("decode", { B, T: 6, S, Hq: 2, Hkv: 2, D: 128, causal: true, mask }, 20);
+  await checkCase("left-padded prefill", { B, T: S, S, Hq: 2, Hkv: 1, D: 20, causal: true, mask }, 30);
+});
+
+gpuTest("attention: kvLength reads a prefix of longer k/v buffers; unused rows get zero gradient", async () => {
+  await checkCase("prefix", { B: 2, T: 5, S: 9, kvRows: 23, Hq: 4, Hkv: 2, D: 12, causal: true }, 40);
+});
+
+gpuTest("attention: a query with no visible key outputs exact zeros, no NaN", async () => {
+  const q = tensor(Float32Array.from(randn(2 * 3 * 2 * 8, 1)), [2, 3, 2, 8]);
+  const k = tensor(Float32Array.from(randn(2 * 4 * 1 * 8, 2)), [2, 4, 1, 8]);
+  const mask = tensor(Int32Array.from([1, 0, 1, 1, 0, 0, 0, 0]), [2, 4], "i32");
+  const out = attention(q, k, k, { causal: false, keyMask: mask });
+  const values = await out.toArray();
+  for (const t of [q, k, mask, out]) t.dispose();
+  const padded = values.slice(3 * 2 * 8);
+  if (padded.some((x) => x !== 0)) throw new Error(`fully padded batch gave ${padded.slice(0, 4)}`);
+  if (values.some((x) => !Number.isFinite(x))) throw new Error("NaN in attention output");
+});
+
+gpuTest("attention: shape and dtype errors throw before any dispatch", async () => {
+  const q = empty([2, 5, 4, 8]);
+  const k = empty([2, 5, 2, 8]);
+  const kBadHeads = empty([2, 5, 3, 8]);
+  const kBadDim = empty([2, 5, 2, 6]);
+  const mask = empty([2, 5], "i32");
+  const maskF32 = empty([2, 5]);
+  const before = rt().dispatchCount;
+  assertThrows(() => attention(q, kBadHeads, kBadHeads, { causal: false }), RangeError, "[2, 5, 3, 8]");
+  assertThrows(() => attention(q, kBadDim, kBadDim, { causal: false }), RangeError, "[2, 5, 2, 6]");
+  assertThrows(() => attention(q, k, kBadDim, { causal: false }), RangeError, "[2, 5, 2, 8]");
+  assertThrows(() => attention(q, k, k, { causal: true, kvLength: 3 }), RangeError, "[2, 5, 4, 8]");
+  assertThrows(() => attention(q, k, k, { causal: false, keyMask: maskF32 }), TypeError, "i32");
+  assertThrows(() => attention(q, k, k, { causal: false, keyMask: mask, kvLength: 6 }), RangeError, "kvLength");
+  if (rt().dispatchCount !== before) throw new Error("a failing call dispatched work");
+  for (const t of [q, k, kBadHeads, kBadDim, mask, maskF32]) t.dispose();
+  await rt().sync();
+});
+
+gpuTest("KVCache: prefill then token-by-token decode matches full causal attention", async () => {
+  const B = 2, L = 11, prefill = 6, Hq = 4, Hkv = 2, D = 16;
+  const qAll = randn(B * L * Hq * D, 5);
+  const kAll = randn(B * L * Hkv * D, 6);
+  const vAll = randn(B * L * Hkv * D, 7);
+  const mask = Array.from({ length: B * L }, (_, i) => (i >= L && i - L < 2 ? 0 : 1));
+  const expected = attentionRef({ B, T: L, S: L, Hq, Hkv, D, causal: true, mask }, qAll, kAll, vAll);
+
+  /** Positions [t0, t1) of a [B, L, H, D] host array as a [B, t1 − t0, H, D] tensor. */
+  const slice = (data: Float64Array, H: number, t0: number, t1: number): Tensor => {
+    const out = new Float32Array(B * (t1 - t0) * H * D);
+    for (let b = 0; b < B; b++) {
+      out.set(data.subarray((b * L + t0) * H * D, (b * L + t1) * H * D), b * (t1 - t0) * H * D);
+    }
+    return tensor(out, [B, t1 - t0, H, D]);
+  };
+  const cache = new KVCache(B, L, Hkv, D);
+  const maskTensor = tensor(Int32Array.from(mask), [B, L], "i32");
+  const got = new Float64Array(B * L * Hq * D);
+  try {
+    const steps: [number, number][] = [[0, prefill]];
+    for (let t = prefill; t < L; t++) steps.push([t, t + 1]);
+    for (const [t0, t1] of steps) {
+      const out = noGrad(() =>
+        tidy(() => {
+          cache.append(slice(kAll, Hkv, t0, t1), slice(vAll, Hkv, t0, t1));
+          return attention(slice(qAll, Hq, t0, t1), cache.keys(), cache.values(), {
+            causal: true,
+            keyMask: maskTensor,
+            kvLength: cache.length,
+          });
+        })
+      );
+      const values = await out.read();
+      out.dispose();
+      for (let b = 0; b < B; b++) {
+        got.set(
+          values.subarray(b * (t1 - t0) * Hq * D, (b + 1) * (t1 - t0) * Hq * D),
+          (b * L + t0) * Hq * D,
+        );
+      }
+    }
+    if (cache.length !== L) throw new Error(`cache length ${cache.length}, want ${L}`);
+    assertClose("cached decode", got, expected, 1e-5);
+    const extra = tensor(new Float32Array(B * Hkv * D), [B, 1, Hkv, D]);
+    assertThrows(() => cache.append(extra, extra), RangeError, "exceed");
+    extra.dispose();
+  } finally {
+    cache.dispose();
+    maskTensor.dispose();
+  }
+});
