@@ -46,7 +46,15 @@ function sharedSizes(kernel: KernelName, headDim: number, { BQ, BK }: Tiles): Re
   const dp = headDim + 1;
   switch (kernel) {
     case "attn_fwd":
-      return { SIZE_Q: BQ * dp, SIZE_DO: 1, SIZE_K: BK * dp, SIZE_V: 1, SIZE_P: BQ * BK, SIZE_DS: 1, SIZE_ROW: 1 };
+      return {
+        SIZE_Q: BQ * dp,
+        SIZE_DO: 1,
+        SIZE_K: BK * dp,
+        SIZE_V: 1,
+        SIZE_P: BQ * BK,
+        SIZE_DS: 1,
+        SIZE_ROW: 1,
+      };
     case "attn_bwd_dq":
       return {
         SIZE_Q: BQ * dp,
@@ -87,7 +95,9 @@ function chooseTiles(kernel: KernelName, headDim: number, queries: number): Tile
   };
   const candidates = TILE_CHOICES.filter(fits);
   if (candidates.length === 0) {
-    throw new RangeError(`attention: head dim ${headDim} needs more workgroup memory than this device's ${limit}`);
+    throw new RangeError(
+      `attention: head dim ${headDim} needs more workgroup memory than this device's ${limit}`,
+    );
   }
   const small = kernel === "attn_fwd" && queries <= 8 ? candidates.find((t) => t.BQ === 8) : undefined;
   const tiles = small ?? candidates[0];
@@ -194,7 +204,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 function attnParams(g: Geometry, mask: Tensor | null, causal: boolean, n = 0, length = 0): Params {
   return new Params()
-    .u32(g.T, g.S, g.Hq, g.Hkv, g.kvRows, g.Hq / g.Hkv, causal ? 1 : 0, mask ? 1 : 0, mask ? mask.shape[1] : 0)
+    .u32(
+      g.T,
+      g.S,
+      g.Hq,
+      g.Hkv,
+      g.kvRows,
+      g.Hq / g.Hkv,
+      causal ? 1 : 0,
+      mask ? 1 : 0,
+      mask ? mask.shape[1] : 0,
+    )
     .f32(g.scale)
     .u32(n, length);
 }
@@ -277,7 +297,8 @@ export class KVCache {
     const want = `[${this.batch}, T, ${this.kvHeads}, ${this.headDim}]`;
     for (const t of [k, v]) {
       if (
-        t.ndim !== 4 || t.shape[0] !== this.batch || t.shape[2] !== this.kvHeads || t.shape[3] !== this.headDim
+        t.ndim !== 4 || t.shape[0] !== this.batch || t.shape[2] !== this.kvHeads ||
+        t.shape[3] !== this.headDim
       ) {
         throw new RangeError(`KVCache.append: got ${shapeString(t.shape)}, want ${want}`);
       }

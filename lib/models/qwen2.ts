@@ -44,7 +44,9 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (options.trainable && (options.dtype ?? "f32") !== "f32") {
     throw new TypeError('full fine-tuning needs f32 weights (dtype: "f32")');
   }
-  if (options.trainable && options.quantize) throw new TypeError("quantised weights cannot be fully fine-tuned");
+  if (options.trainable && options.quantize) {
+    throw new TypeError("quantised weights cannot be fully fine-tuned");
+  }
 }
 
 /** Builds a decoder linear layer as the options ask: plain (f32/f16) or NF4. */
@@ -54,7 +56,9 @@ export async function makeLinear(
   options: LoadOptions,
   name: string,
 ): Promise<LinearLike> {
-  if (options.quantize === "nf4") return await Nf4Linear.fromF32(weight, bias, options.doubleQuant ?? false, name);
+  if (options.quantize === "nf4") {
+    return await Nf4Linear.fromF32(weight, bias, options.doubleQuant ?? false, name);
+  }
   return new Linear(weight, bias, name);
 }
 

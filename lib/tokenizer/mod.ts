@@ -7,6 +7,7 @@ export {
   type ChatMessage,
   type ChatTemplateOptions,
   gpt2TokenizerJson,
+  type Gpt2TokenizerOptions,
   loadTokenizer,
   type Tokenizer,
 } from "./tokenizer.ts";

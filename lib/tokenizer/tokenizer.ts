@@ -116,13 +116,21 @@ function idList(value: unknown): number[] {
   return list.filter((v): v is number => Number.isSafeInteger(v) && (v as number) >= 0);
 }
 
+export interface Gpt2TokenizerOptions {
+  /** Tokens to register as special added tokens (bos/eos/unk/pad of tokenizer_config.json). */
+  specialTokens: readonly string[];
+  addPrefixSpace: boolean;
+  /** When set (tokenizer_config.json's add_bos_token), encoding with special tokens prepends this token. */
+  bosToken?: string;
+}
+
 /** tokenizer.json for a GPT-2 style vocab.json + merges.txt, as transformers' GPT2 converter writes it. */
 export function gpt2TokenizerJson(
   vocab: Record<string, number>,
   mergesText: string,
-  specialTokens: readonly string[],
-  addPrefixSpace: boolean,
+  options: Gpt2TokenizerOptions,
 ): Json {
+  const { specialTokens, addPrefixSpace, bosToken } = options;
   const merges = mergesText.split("\n").filter((line, i) =>
     line.trim().length > 0 && !(i === 0 && line.startsWith("#version"))
   );
@@ -147,7 +155,9 @@ export function gpt2TokenizerJson(
       trim_offsets: true,
       use_regex: true,
     },
-    post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
+    post_processor: bosToken === undefined
+      ? { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true }
+      : bosTemplate(bosToken, vocab),
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: "BPE",
@@ -161,6 +171,20 @@ export function gpt2TokenizerJson(
       vocab,
       merges,
     },
+  };
+}
+
+/** A post-processor that prepends `bos` to each sequence, as GPT2Tokenizer does with add_bos_token. */
+function bosTemplate(bos: string, vocab: Record<string, number>): Json {
+  if (!(bos in vocab)) {
+    throw new TypeError(`add_bos_token is set but the bos token ${JSON.stringify(bos)} is not in vocab.json`);
+  }
+  const special = { SpecialToken: { id: bos, type_id: 0 } };
+  return {
+    type: "TemplateProcessing",
+    single: [special, { Sequence: { id: "A", type_id: 0 } }],
+    pair: [special, { Sequence: { id: "A", type_id: 0 } }, special, { Sequence: { id: "B", type_id: 1 } }],
+    special_tokens: { [bos]: { id: bos, ids: [vocab[bos]], tokens: [bos] } },
   };
 }
 
@@ -323,12 +347,12 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     ).filter((t): t is string => t !== undefined);
     // GPT-2's tokenizer treats <|endoftext|> as its bos/eos/unk token when nothing else is configured.
     if (specials.length === 0 && "<|endoftext|>" in vocab) specials.push("<|endoftext|>");
-    tokenizerJson = gpt2TokenizerJson(
-      vocab as Record<string, number>,
-      merges,
-      specials,
-      config.add_prefix_space === true,
-    );
+    const bosToken = tokenContent(config.bos_token) ?? tokenContent(specialMap.bos_token) ?? "<|endoftext|>";
+    tokenizerJson = gpt2TokenizerJson(vocab as Record<string, number>, merges, {
+      specialTokens: specials,
+      addPrefixSpace: config.add_prefix_space === true,
+      bosToken: config.add_bos_token === true ? bosToken : undefined,
+    });
   }
   let tokenizer: HfTokenizer;
   try {

@@ -80,7 +80,12 @@ async function checkCase(label: string, c: Case, seed: number): Promise<void> {
         { data: randn(c.B * rows * c.Hkv * c.D, seed + 2), shape: [c.B, rows, c.Hkv, c.D] },
       ],
       (q, k, v) =>
-        attention(q, k, v, { causal: c.causal, scale: c.scale, keyMask: mask, kvLength: c.kvRows ? c.S : undefined }),
+        attention(q, k, v, {
+          causal: c.causal,
+          scale: c.scale,
+          keyMask: mask,
+          kvLength: c.kvRows ? c.S : undefined,
+        }),
       (q, k, v) => attentionRef(c, q, k, v),
       TOL,
     );
@@ -108,9 +113,12 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
   await checkCase("left-padded prefill", { B, T: S, S, Hq: 2, Hkv: 1, D: 20, causal: true, mask }, 30);
 });
 
-gpuTest("attention: kvLength reads a prefix of longer k/v buffers; unused rows get zero gradient", async () => {
-  await checkCase("prefix", { B: 2, T: 5, S: 9, kvRows: 23, Hq: 4, Hkv: 2, D: 12, causal: true }, 40);
-});
+gpuTest(
+  "attention: kvLength reads a prefix of longer k/v buffers; unused rows get zero gradient",
+  async () => {
+    await checkCase("prefix", { B: 2, T: 5, S: 9, kvRows: 23, Hq: 4, Hkv: 2, D: 12, causal: true }, 40);
+  },
+);
 
 gpuTest("attention: a query with no visible key outputs exact zeros, no NaN", async () => {
   const q = tensor(Float32Array.from(randn(2 * 3 * 2 * 8, 1)), [2, 3, 2, 8]);
@@ -137,7 +145,11 @@ gpuTest("attention: shape and dtype errors throw before any dispatch", async () 
   assertThrows(() => attention(q, k, kBadDim, { causal: false }), RangeError, "[2, 5, 2, 8]");
   assertThrows(() => attention(q, k, k, { causal: true, kvLength: 3 }), RangeError, "[2, 5, 4, 8]");
   assertThrows(() => attention(q, k, k, { causal: false, keyMask: maskF32 }), TypeError, "i32");
-  assertThrows(() => attention(q, k, k, { causal: false, keyMask: mask, kvLength: 6 }), RangeError, "kvLength");
+  assertThrows(
+    () => attention(q, k, k, { causal: false, keyMask: mask, kvLength: 6 }),
+    RangeError,
+    "kvLength",
+  );
   if (rt().dispatchCount !== before) throw new Error("a failing call dispatched work");
   for (const t of [q, k, kBadHeads, kBadDim, mask, maskF32]) t.dispose();
   await rt().sync();

@@ -107,18 +107,21 @@ gpuTest("norm: f16 weights (frozen) in rmsNorm and layerNorm, gradient to x", as
   }
 });
 
-gpuTest("norm: long rows (4099 columns) and over 65535 rows (a folded 2-D grid) stay within tolerance", async () => {
-  for (const shape of [[2, 4099], [70000, 3]]) {
-    const [rows, cols] = shape;
-    const x = randn(rows * cols, 61, 3);
-    const w = randn(cols, 62);
-    const out = tidy(() =>
-      noGrad(() => rmsNorm(tensor(Float32Array.from(x), shape), tensor(Float32Array.from(w), [cols]), 1e-6))
-    );
-    assertClose(`rmsNorm ${shape}`, await out.toArray(), rmsRef(x, w, 1e-6), 1e-5);
-    out.dispose();
-  }
-});
+gpuTest(
+  "norm: long rows (4099 columns) and over 65535 rows (a folded 2-D grid) stay within tolerance",
+  async () => {
+    for (const shape of [[2, 4099], [70000, 3]]) {
+      const [rows, cols] = shape;
+      const x = randn(rows * cols, 61, 3);
+      const w = randn(cols, 62);
+      const out = tidy(() =>
+        noGrad(() => rmsNorm(tensor(Float32Array.from(x), shape), tensor(Float32Array.from(w), [cols]), 1e-6))
+      );
+      assertClose(`rmsNorm ${shape}`, await out.toArray(), rmsRef(x, w, 1e-6), 1e-5);
+      out.dispose();
+    }
+  },
+);
 
 gpuTest("norm: shape and dtype mismatches throw before any dispatch", () => {
   tidy(() => {

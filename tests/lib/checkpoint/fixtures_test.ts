@@ -8,8 +8,10 @@ import {
   loadModelConfig,
   openCheckpoint,
   parseModelConfig,
+  SafetensorsFile,
   type TensorInfo,
   TorchBinFile,
+  writeSafetensors,
 } from "../../../lib/checkpoint/mod.ts";
 
 const MODELS = new URL("../../fixtures/models/", import.meta.url).pathname;
@@ -210,5 +212,27 @@ fixtureTest(
       }
     }
     assert.equal(loraA, 7 * 2, "7 target modules in each of 2 layers");
+  },
+);
+
+fixtureTest(
+  "fixtures: rewriting transformers' GPT-2 model.safetensors gives the same bytes",
+  "gpt2_f32",
+  async () => {
+    const path = `${MODELS}gpt2_f32/model.safetensors`;
+    const file = await SafetensorsFile.open(path);
+    const tmp = await Deno.makeTempFile({ suffix: ".safetensors" });
+    try {
+      const tensors = [];
+      for (const name of file.names()) {
+        const t = await file.read(name, { as: "raw" });
+        tensors.push({ name, dtype: t.dtype, shape: t.shape, data: t.data });
+      }
+      await writeSafetensors(tmp, tensors, file.header.metadata);
+      assert.deepEqual(await Deno.readFile(tmp), await Deno.readFile(path));
+    } finally {
+      file.close();
+      await Deno.remove(tmp);
+    }
   },
 );

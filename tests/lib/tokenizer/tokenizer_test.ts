@@ -240,6 +240,11 @@ Deno.test("chat template: chat_template.jinja, list-form templates, bos/eos vari
     }];
     await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify(config));
     assert.equal((await loadTokenizer(dir)).applyChatTemplate(CONVERSATION), "D3");
+    config.add_bos_token = true;
+    await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify(config));
+    const withBos = await loadTokenizer(dir);
+    assert.deepEqual(withBos.encode("Hello world", { addSpecialTokens: true }), [50256, 15496, 995]);
+    assert.deepEqual(withBos.encode("Hello world"), [15496, 995]);
     await Deno.writeTextFile(`${dir}/generation_config.json`, JSON.stringify({ eos_token_id: [7, 50256] }));
     assert.deepEqual((await loadTokenizer(dir)).eosIds, [7, 50256]);
     await assert.rejects(
