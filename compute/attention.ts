@@ -17,8 +17,9 @@ export interface AttentionOptions {
   /** i32 [B, S'] with S' ≥ the key count: 1 = attend, 0 = padding. */
   keyMask?: Tensor | null;
   /**
-   * Number of keys: attention reads the first kvLength rows of k/v's second dim (default: all of them). This
-   * lets a [B, maxLen, Hkv, D] cache buffer be used without copying.
+   * Number of keys: attention reads the first kvLength rows of k/v's second dim. Default: the cache's length
+   * when k is a KVCache's keys() buffer, else all rows. This lets a [B, maxLen, Hkv, D] cache buffer be used
+   * without copying.
    */
   kvLength?: number;
 }
@@ -150,7 +151,7 @@ function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Geom
   if (Hkv === 0 || Hq % Hkv !== 0) {
     throw new RangeError(`attention: ${Hq} query heads are not a multiple of ${Hkv} kv heads: ${shapes}`);
   }
-  const S = opts.kvLength ?? kvRows;
+  const S = opts.kvLength ?? cacheOfKeys.get(k)?.length ?? kvRows;
   if (!Number.isInteger(S) || S < 0 || S > kvRows) {
     throw new RangeError(`attention: kvLength ${S} is outside 0..${kvRows} (${shapes})`);
   }
@@ -268,9 +269,13 @@ function attentionBackward(
 
 const READS_7: KernelSpec["bindings"] = ["read", "read", "read", "read", "read", "read", "read"];
 
+/** The cache that owns a key buffer, so attention() reads only its filled rows by default. */
+const cacheOfKeys = new WeakMap<Tensor, KVCache>();
+
 /**
- * Keys and values of past positions for decoding, [B, maxLen, Hkv, D] each (tagged "kvcache"). Pass
- * `keys()`/`values()` with `kvLength: cache.length` to attention(); rows past `length` are never read.
+ * Keys and values of past positions for decoding, [B, maxLen, Hkv, D] each (tagged "kvcache").
+ * attention(q, cache.keys(), cache.values(), ...) reads the first `length` rows (kvLength defaults to it);
+ * rows past `length` are never read.
  */
 export class KVCache {
   readonly batch: number;
@@ -290,6 +295,7 @@ export class KVCache {
     const shape = [batch, maxLen, kvHeads, headDim];
     this.k = keep(empty(shape, "f32", "kvcache"));
     this.v = keep(empty(shape, "f32", "kvcache"));
+    cacheOfKeys.set(this.k, this);
   }
 
   /** Writes k, v [B, T, Hkv, D] at positions length..length+T−1 and advances length. */

@@ -57,14 +57,16 @@ function rowNorm(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, eps
     rows,
   );
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  record(y, inputs, [x, weight, stats], (gy, [sx, sw, sstats]) => {
-    const dx = x.requiresGrad ? gradInput(sx, sw, sstats, gy, center) : null;
-    const wantParams = weight.requiresGrad || (bias?.requiresGrad ?? false);
-    const [dw, db] = wantParams ? gradParams(sx, sstats, gy, center) : [null, null];
-    const grads = [dx, weight.requiresGrad ? dw : null];
-    if (bias) grads.push(bias.requiresGrad ? db : null);
-    return grads;
-  });
+  if (needsGrad(...inputs)) {
+    record(y, inputs, [x, weight, stats], (gy, [sx, sw, sstats]) => {
+      const dx = x.requiresGrad ? gradInput(sx, sw, sstats, gy, center) : null;
+      const wantParams = weight.requiresGrad || (bias?.requiresGrad ?? false);
+      const [dw, db] = wantParams ? gradParams(sx, sstats, gy, center) : [null, null];
+      const grads = [dx, weight.requiresGrad ? dw : null];
+      if (bias) grads.push(bias.requiresGrad ? db : null);
+      return grads;
+    });
+  }
   stats.dispose();
   return y;
 }

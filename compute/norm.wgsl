@@ -8,7 +8,8 @@ struct Params {
   rows: u32,
   cols: u32,
   eps: f32,
-  // Rows per partial sum in param_grad_partial; which partial group param_grad_reduce sums.
+  // Parameter-gradient kernels: rows per partial sum, number of partial sums, and which group of partials
+  // (0: weight, 1: bias) param_grad_reduce sums.
   chunk: u32,
   chunks: u32,
   group: u32,

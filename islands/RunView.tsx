@@ -45,17 +45,23 @@ function MetricChart({ metrics, field, label, color }: {
     // uPlot needs the DOM, so it is loaded in the browser only.
     import("uplot").then(({ default: uPlot }) => {
       if (cancelled || !host.current) return;
-      plot.current = new uPlot({
-        width: Math.max(240, host.current.clientWidth),
-        height: 200,
-        scales: { x: { time: false } },
-        series: [{ label: "step" }, { label, stroke: color, width: 1.5, spanGaps: true }],
-        axes: [{}, { size: 70 }],
-        legend: { show: true },
-      }, data(), host.current);
+      plot.current = new uPlot(
+        {
+          width: Math.max(240, host.current.clientWidth),
+          height: 200,
+          scales: { x: { time: false } },
+          series: [{ label: "step" }, { label, stroke: color, width: 1.5, spanGaps: true }],
+          axes: [{}, { size: 70 }],
+          legend: { show: true },
+        },
+        data(),
+        host.current,
+      );
     });
     const resize = () => {
-      if (plot.current && host.current) plot.current.setSize({ width: host.current.clientWidth, height: 200 });
+      if (plot.current && host.current) {
+        plot.current.setSize({ width: host.current.clientWidth, height: 200 });
+      }
     };
     addEventListener("resize", resize);
     return () => {
@@ -93,6 +99,11 @@ export default function RunView(props: RunViewProps) {
   const [connected, setConnected] = useState(false);
   const [actionError, setActionError] = useState<string | null>(null);
   const [now, setNow] = useState(Date.now());
+  const logBox = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    // Follow the tail, as `tail -f` does.
+    if (logBox.current) logBox.current.scrollTop = logBox.current.scrollHeight;
+  }, [log]);
 
   useEffect(() => {
     const source = new EventSource(`/api/runs/${props.run.id}/events?after=${props.afterId}`);
@@ -134,7 +145,7 @@ export default function RunView(props: RunViewProps) {
     if (!response.ok) setActionError((await response.json() as { error: string }).error);
   };
 
-  const eta = run.status === "running" ? etaMs(run.step, run.totalSteps, run.startedAt, now) : null;
+  const eta = run.status === "running" ? etaMs(metrics, run.step, run.totalSteps) : null;
   const lastGpu = metrics.length > 0 ? metrics[metrics.length - 1].gpu_bytes : null;
   const canCancel = run.status === "queued" || run.status === "running";
   const canResume = run.status === "interrupted" || run.status === "cancelled" || run.status === "failed";
@@ -143,7 +154,10 @@ export default function RunView(props: RunViewProps) {
       <section class="run-head">
         <span class={`status status-${run.status}`} data-field="status">{run.status}</span>
         <ProgressBar step={run.step} total={run.totalSteps} />
-        <span>{eta !== null ? `ETA ${formatDuration(eta)}` : ""}</span>
+        {run.status === "running" && run.startedAt !== null && (
+          <span>elapsed {formatDuration(now - run.startedAt)}</span>
+        )}
+        <span data-field="eta">{eta !== null ? `ETA ${formatDuration(eta)}` : ""}</span>
         <span>GPU {formatBytes(lastGpu)}</span>
         <span class={connected ? "live on" : "live"}>{connected ? "live" : "offline"}</span>
         {canCancel && <button type="button" onClick={() => act("cancel")}>Cancel</button>}
@@ -166,7 +180,7 @@ export default function RunView(props: RunViewProps) {
       </section>
       <section>
         <h2>Log</h2>
-        <pre class="log" data-field="log">{log.length > 0 ? log.join("\n") : "(empty)"}</pre>
+        <pre class="log" data-field="log" ref={logBox}>{log.length > 0 ? log.join("\n") : "(empty)"}</pre>
       </section>
       <section>
         <h2>Samples</h2>
@@ -195,7 +209,14 @@ export default function RunView(props: RunViewProps) {
         <section>
           <h2>Artifacts</h2>
           <dl class="facts">
-            {Object.entries(run.artifacts).map(([name, path]) => [<dt key={`${name}-k`}>{name}</dt>, <dd key={name}><code>{path}</code></dd>])}
+            {Object.entries(run.artifacts).map((
+              [name, path],
+            ) => [
+              <dt key={`${name}-k`}>{name}</dt>,
+              <dd key={name}>
+                <code>{path}</code>
+              </dd>,
+            ])}
           </dl>
         </section>
       )}

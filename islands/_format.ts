@@ -33,10 +33,19 @@ export function formatTime(ms: number | null): string {
 }
 
 /**
- * Estimated time left from the steps done since the run started; null until a step has been done or when
- * the total is unknown.
+ * Estimated time left, from the pace of the last `window` logged steps (so a resumed run, which restarts
+ * mid-way, is timed by its own steps); null until two steps are logged or when the total is unknown.
  */
-export function etaMs(step: number, total: number | null, startedAt: number | null, now: number): number | null {
-  if (total === null || startedAt === null || step <= 0 || step >= total) return null;
-  return ((now - startedAt) / step) * (total - step);
+export function etaMs(
+  points: { step: number; t: number }[],
+  step: number,
+  total: number | null,
+  window = 20,
+): number | null {
+  if (total === null || step >= total || points.length < 2) return null;
+  const recent = points.slice(-window);
+  const first = recent[0];
+  const last = recent[recent.length - 1];
+  if (last.step <= first.step) return null;
+  return ((last.t - first.t) / (last.step - first.step)) * (total - step);
 }

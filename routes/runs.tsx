@@ -8,8 +8,10 @@ import { Island } from "../lib/server/render.tsx";
 export const nav = { label: "Runs", href: "/runs", order: 10 };
 
 export default function routes({ app, lab, page }: LabRoutes) {
-  app.get("/runs", (c) =>
-    page(c, "Runs", <Island of={RunsTable} props={{ initial: lab.store.listRuns(), pollMs: 2000 }} />));
+  app.get(
+    "/runs",
+    (c) => page(c, "Runs", <Island of={RunsTable} props={{ initial: lab.store.listRuns(), pollMs: 2000 }} />),
+  );
 
   app.get("/runs/:id", (c) => {
     const id = runIdParam(c.req.param("id"));

@@ -25,7 +25,6 @@ export {
 export {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
-  readAllSafetensors,
   type ReadAs,
   type ReadOptions,
   SafetensorsFile,

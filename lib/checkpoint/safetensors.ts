@@ -299,7 +299,8 @@ export function storedBytes(t: { dtype: DType; shape: number[] }): number {
 
 /**
  * The reference `serialize` sorts tensors by its Dtype enum in descending order (wider types first), then by
- * name; following it keeps every tensor aligned to its element size and our files identical to Python's.
+ * name; following it keeps every tensor aligned to its element size and gives the same bytes as Python
+ * for the same tensors and metadata (tests/lib/checkpoint/fixtures_test.ts compares with transformers' files).
  */
 const WRITE_ORDER: Readonly<Record<DType, number>> = {
   i64: 0,
@@ -427,16 +428,4 @@ export async function writeShardedSafetensors(
 
 function sortedRecord(record: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-/** Reads every tensor of a file into memory (for small files: adapters, tests). */
-export async function readAllSafetensors(path: string, as: ReadAs = "raw"): Promise<Map<string, HostTensor>> {
-  const file = await SafetensorsFile.open(path);
-  try {
-    const out = new Map<string, HostTensor>();
-    for (const name of file.names()) out.set(name, await file.read(name, { as }));
-    return out;
-  } finally {
-    file.close();
-  }
 }

@@ -28,13 +28,6 @@ function u64(view: DataView, offset: number, path: string, what: string): number
   return Number(value);
 }
 
-/** Whether the first bytes look like a zip local file header ("PK\x03\x04"). */
-export function looksLikeZip(firstBytes: Uint8Array): boolean {
-  return firstBytes.length >= 4 &&
-    new DataView(firstBytes.buffer, firstBytes.byteOffset).getUint32(0, true) ===
-      LOCAL_SIGNATURE;
-}
-
 /** Lists a zip file's entries (from its central directory), checking that each lies inside the file. */
 export async function readZipEntries(reader: RangeReader): Promise<Map<string, ZipEntry>> {
   const path = reader.path;

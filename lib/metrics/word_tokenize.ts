@@ -10,8 +10,7 @@ import { pythonSplit } from "./python_text.ts";
 
 export type MeteorTokenization = "whitespace" | "word";
 
-const WORD_PATTERN =
-  /[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+|[.,]\p{N}+)*|[^\s\p{L}\p{M}\p{N}]/gu;
+const WORD_PATTERN = /[\p{L}\p{M}\p{N}]+(?:['’\-][\p{L}\p{M}\p{N}]+|[.,]\p{N}+)*|[^\s\p{L}\p{M}\p{N}]/gu;
 
 /** Splits `text` into words with the chosen tokenization. */
 export function tokenizeWords(text: string, tokenization: MeteorTokenization = "whitespace"): string[] {

@@ -20,11 +20,27 @@ const FILE_SUFFIX: Record<WordNetPos, string> = { n: "noun", v: "verb", a: "adj"
 
 /** nltk's `MORPHOLOGICAL_SUBSTITUTIONS`, in nltk's order (the order decides which forms come first). */
 const SUBSTITUTIONS: Record<WordNetPos, ReadonlyArray<readonly [string, string]>> = {
-  n: [["s", ""], ["ses", "s"], ["ves", "f"], ["xes", "x"], ["zes", "z"], ["ches", "ch"], ["shes", "sh"], [
-    "men",
-    "man",
-  ], ["ies", "y"]],
-  v: [["s", ""], ["ies", "y"], ["es", "e"], ["es", ""], ["ed", "e"], ["ed", ""], ["ing", "e"], ["ing", ""]],
+  n: [
+    ["s", ""],
+    ["ses", "s"],
+    ["ves", "f"],
+    ["xes", "x"],
+    ["zes", "z"],
+    ["ches", "ch"],
+    ["shes", "sh"],
+    ["men", "man"],
+    ["ies", "y"],
+  ],
+  v: [
+    ["s", ""],
+    ["ies", "y"],
+    ["es", "e"],
+    ["es", ""],
+    ["ed", "e"],
+    ["ed", ""],
+    ["ing", "e"],
+    ["ing", ""],
+  ],
   a: [["er", ""], ["est", ""], ["er", "e"], ["est", "e"]],
   r: [],
 };
@@ -106,12 +122,17 @@ export class WordNet {
   /** nltk `_morphy(form, pos)`: the base forms of `form` that WordNet lists for `pos`. */
   morphy(form: string, pos: WordNetPos): string[] {
     const substitutions = SUBSTITUTIONS[pos];
-    const applyRules = (forms: string[]): string[] =>
-      forms.flatMap((candidate) =>
-        substitutions.filter(([old]) => candidate.endsWith(old)).map(([old, replacement]) =>
-          candidate.slice(0, candidate.length - old.length) + replacement
-        )
-      );
+    // nltk keeps duplicate forms; dropping them (first occurrence kept) returns the same forms in the same
+    // order, and keeps words like "eseses..." from growing the list exponentially.
+    const applyRules = (forms: string[]): string[] => [
+      ...new Set(
+        forms.flatMap((candidate) =>
+          substitutions.filter(([old]) => candidate.endsWith(old)).map(([old, replacement]) =>
+            candidate.slice(0, candidate.length - old.length) + replacement
+          )
+        ),
+      ),
+    ];
     const filterForms = (forms: string[]): string[] => {
       const result: string[] = [];
       for (const candidate of forms) {

@@ -4,7 +4,7 @@ import { type Context, Hono } from "hono";
 import { InvalidConfigError, RunStateError, UnknownJobKindError } from "../jobs/mod.ts";
 import { PathOutsideRootsError, PROJECT_ROOT } from "../paths.ts";
 import { RunNotFoundError } from "../store/mod.ts";
-import { requireToken } from "./auth.ts";
+import { guardOrigin, requireToken } from "./auth.ts";
 import { BadRequestError, BodyTooLargeError } from "./http.ts";
 import { type NavEntry, renderDocument } from "./render.tsx";
 import { type LabDeps, loadRouteModules, type PageRenderer, ROUTES_DIR } from "./routes.ts";
@@ -58,6 +58,7 @@ export async function createApp(lab: LabDeps, options: CreateAppOptions = {}): P
     c.header("Referrer-Policy", "no-referrer");
     c.header("X-Frame-Options", "DENY");
   });
+  app.use("*", guardOrigin(lab.token === null));
   if (lab.token !== null) app.use("*", requireToken(lab.token));
 
   app.get("/static/:file", async (c) => {

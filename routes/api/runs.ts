@@ -25,13 +25,18 @@ export default function routes({ app, lab }: LabRoutes) {
     const body = await readJsonObject(c);
     rejectUnknownFields(body, CREATE_FIELDS);
     if (typeof body.kind !== "string" || body.kind === "") {
-      throw new BadRequestError(`kind must be the name of a job kind (${lab.queue.kinds.names().join(", ")})`);
+      throw new BadRequestError(
+        `kind must be the name of a job kind (${lab.queue.kinds.names().join(", ")})`,
+      );
     }
     const config = body.config;
     if (typeof config !== "object" || config === null || Array.isArray(config)) {
       throw new BadRequestError("config must be a JSON object");
     }
-    if (body.name !== undefined && (typeof body.name !== "string" || body.name.trim() === "" || body.name.length > 200)) {
+    if (
+      body.name !== undefined &&
+      (typeof body.name !== "string" || body.name.trim() === "" || body.name.length > 200)
+    ) {
       throw new BadRequestError("name must be a non-empty string of at most 200 characters");
     }
     const run = lab.queue.submit(body.kind, config as JsonObject, body.name?.trim());

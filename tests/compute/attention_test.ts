@@ -155,55 +155,57 @@ gpuTest("attention: shape and dtype errors throw before any dispatch", async () 
   await rt().sync();
 });
 
-gpuTest("KVCache: prefill then token-by-token decode matches full causal attention", async () => {
-  const B = 2, L = 11, prefill = 6, Hq = 4, Hkv = 2, D = 16;
-  const qAll = randn(B * L * Hq * D, 5);
-  const kAll = randn(B * L * Hkv * D, 6);
-  const vAll = randn(B * L * Hkv * D, 7);
-  const mask = Array.from({ length: B * L }, (_, i) => (i >= L && i - L < 2 ? 0 : 1));
-  const expected = attentionRef({ B, T: L, S: L, Hq, Hkv, D, causal: true, mask }, qAll, kAll, vAll);
+gpuTest(
+  "KVCache: prefill then token-by-token decode (kvLength from the cache) matches full causal attention",
+  async () => {
+    const B = 2, L = 11, prefill = 6, Hq = 4, Hkv = 2, D = 16;
+    const qAll = randn(B * L * Hq * D, 5);
+    const kAll = randn(B * L * Hkv * D, 6);
+    const vAll = randn(B * L * Hkv * D, 7);
+    const mask = Array.from({ length: B * L }, (_, i) => (i >= L && i - L < 2 ? 0 : 1));
+    const expected = attentionRef({ B, T: L, S: L, Hq, Hkv, D, causal: true, mask }, qAll, kAll, vAll);
 
-  /** Positions [t0, t1) of a [B, L, H, D] host array as a [B, t1 − t0, H, D] tensor. */
-  const slice = (data: Float64Array, H: number, t0: number, t1: number): Tensor => {
-    const out = new Float32Array(B * (t1 - t0) * H * D);
-    for (let b = 0; b < B; b++) {
-      out.set(data.subarray((b * L + t0) * H * D, (b * L + t1) * H * D), b * (t1 - t0) * H * D);
-    }
-    return tensor(out, [B, t1 - t0, H, D]);
-  };
-  const cache = new KVCache(B, L, Hkv, D);
-  const maskTensor = tensor(Int32Array.from(mask), [B, L], "i32");
-  const got = new Float64Array(B * L * Hq * D);
-  try {
-    const steps: [number, number][] = [[0, prefill]];
-    for (let t = prefill; t < L; t++) steps.push([t, t + 1]);
-    for (const [t0, t1] of steps) {
-      const out = noGrad(() =>
-        tidy(() => {
-          cache.append(slice(kAll, Hkv, t0, t1), slice(vAll, Hkv, t0, t1));
-          return attention(slice(qAll, Hq, t0, t1), cache.keys(), cache.values(), {
-            causal: true,
-            keyMask: maskTensor,
-            kvLength: cache.length,
-          });
-        })
-      );
-      const values = await out.read();
-      out.dispose();
+    /** Positions [t0, t1) of a [B, L, H, D] host array as a [B, t1 − t0, H, D] tensor. */
+    const slice = (data: Float64Array, H: number, t0: number, t1: number): Tensor => {
+      const out = new Float32Array(B * (t1 - t0) * H * D);
       for (let b = 0; b < B; b++) {
-        got.set(
-          values.subarray(b * (t1 - t0) * Hq * D, (b + 1) * (t1 - t0) * Hq * D),
-          (b * L + t0) * Hq * D,
-        );
+        out.set(data.subarray((b * L + t0) * H * D, (b * L + t1) * H * D), b * (t1 - t0) * H * D);
       }
+      return tensor(out, [B, t1 - t0, H, D]);
+    };
+    const cache = new KVCache(B, L, Hkv, D);
+    const maskTensor = tensor(Int32Array.from(mask), [B, L], "i32");
+    const got = new Float64Array(B * L * Hq * D);
+    try {
+      const steps: [number, number][] = [[0, prefill]];
+      for (let t = prefill; t < L; t++) steps.push([t, t + 1]);
+      for (const [t0, t1] of steps) {
+        const out = noGrad(() =>
+          tidy(() => {
+            cache.append(slice(kAll, Hkv, t0, t1), slice(vAll, Hkv, t0, t1));
+            return attention(slice(qAll, Hq, t0, t1), cache.keys(), cache.values(), {
+              causal: true,
+              keyMask: maskTensor,
+            });
+          })
+        );
+        const values = await out.read();
+        out.dispose();
+        for (let b = 0; b < B; b++) {
+          got.set(
+            values.subarray(b * (t1 - t0) * Hq * D, (b + 1) * (t1 - t0) * Hq * D),
+            (b * L + t0) * Hq * D,
+          );
+        }
+      }
+      if (cache.length !== L) throw new Error(`cache length ${cache.length}, want ${L}`);
+      assertClose("cached decode", got, expected, 1e-5);
+      const extra = tensor(new Float32Array(B * Hkv * D), [B, 1, Hkv, D]);
+      assertThrows(() => cache.append(extra, extra), RangeError, "exceed");
+      extra.dispose();
+    } finally {
+      cache.dispose();
+      maskTensor.dispose();
     }
-    if (cache.length !== L) throw new Error(`cache length ${cache.length}, want ${L}`);
-    assertClose("cached decode", got, expected, 1e-5);
-    const extra = tensor(new Float32Array(B * Hkv * D), [B, 1, Hkv, D]);
-    assertThrows(() => cache.append(extra, extra), RangeError, "exceed");
-    extra.dispose();
-  } finally {
-    cache.dispose();
-    maskTensor.dispose();
-  }
-});
+  },
+);

@@ -112,7 +112,7 @@ export async function checkOp(
   inputs: GradInput[],
   gpu: (...xs: Tensor[]) => Tensor,
   ref: (...xs: Float64Array[]) => Float64Array,
-  tol: { forward: number; grad: number },
+  tol: { forward: number; grad: number; fdSamples?: number },
 ): Promise<void> {
   const expected = ref(...inputs.map((i) => i.data));
   const weights = randn(expected.length, 9999);
@@ -133,7 +133,7 @@ export async function checkOp(
       const grad = params[k].grad;
       if (!grad) throw new Error(`${label}: input ${k} got no gradient`);
       const analytic = await grad.toArray();
-      const picks = sampleIndices(inputs[k].data.length, FD_SAMPLES, 77 + k);
+      const picks = sampleIndices(inputs[k].data.length, tol.fdSamples ?? FD_SAMPLES, 77 + k);
       const numeric = finiteDifference(inputs, k, ref, weights, picks);
       assertClose(`${label} grad of input ${k}`, picks.map((i) => analytic[i]), numeric, tol.grad);
     }

@@ -48,24 +48,27 @@ function makeTargets(N: number, V: number, seed: number, ignored: number[]): Int
 
 const TOL = { forward: 1e-5, grad: 1e-5 };
 
-gpuTest("linearCrossEntropy: several vocab chunks (V not a multiple), ignored rows, grads of h and weight", async () => {
-  const N = 13, C = 24, V = 50;
-  const targets = makeTargets(N, V, 3, [0, 5, 12]);
-  const targetTensor = tensor(targets, [N], "i32");
-  try {
-    for (const chunk of [16, 7, undefined]) {
-      await checkOp(
-        `linearCrossEntropy chunk=${chunk}`,
-        [{ data: randn(N * C, 1, 2), shape: [N, C] }, { data: randn(V * C, 2), shape: [V, C] }],
-        (h, w) => linearCrossEntropy(h, w, targetTensor, { chunk }),
-        (h, w) => crossEntropyRef(logitsRef(h, w, N, C, V), targets, V),
-        TOL,
-      );
+gpuTest(
+  "linearCrossEntropy: several vocab chunks (V not a multiple), ignored rows, grads of h and weight",
+  async () => {
+    const N = 13, C = 24, V = 50;
+    const targets = makeTargets(N, V, 3, [0, 5, 12]);
+    const targetTensor = tensor(targets, [N], "i32");
+    try {
+      for (const chunk of [16, 7, undefined]) {
+        await checkOp(
+          `linearCrossEntropy chunk=${chunk}`,
+          [{ data: randn(N * C, 1, 2), shape: [N, C] }, { data: randn(V * C, 2), shape: [V, C] }],
+          (h, w) => linearCrossEntropy(h, w, targetTensor, { chunk }),
+          (h, w) => crossEntropyRef(logitsRef(h, w, N, C, V), targets, V),
+          TOL,
+        );
+      }
+    } finally {
+      targetTensor.dispose();
     }
-  } finally {
-    targetTensor.dispose();
-  }
-});
+  },
+);
 
 gpuTest("linearCrossEntropy: f16 weight (forward, h gradient)", async () => {
   const N = 9, C = 40, V = 77;
@@ -88,38 +91,41 @@ gpuTest("linearCrossEntropy: f16 weight (forward, h gradient)", async () => {
   }
 });
 
-gpuTest("linearCrossEntropy: tied weight accumulates into one gradient; no valid target gives 0, no NaN", async () => {
-  const N = 6, C = 16, V = 30;
-  const h = parameter(Float32Array.from(randn(N * C, 7)), [N, C]);
-  const w = parameter(Float32Array.from(randn(V * C, 8)), [V, C]);
-  const none = tensor(new Int32Array(N).fill(IGNORE), [N], "i32");
-  const some = tensor(makeTargets(N, V, 9, []), [N], "i32");
-  try {
-    const loss = keep(tidy(() => linearCrossEntropy(h, w, none, { chunk: 8 })));
-    assert.equal(await loss.item(), 0);
-    backward(loss);
-    loss.dispose();
-    for (const g of [h.grad!, w.grad!]) {
-      const values = await g.toArray();
-      assert.ok(values.every((x) => x === 0), "ignored rows must give zero gradients");
+gpuTest(
+  "linearCrossEntropy: tied weight accumulates into one gradient; no valid target gives 0, no NaN",
+  async () => {
+    const N = 6, C = 16, V = 30;
+    const h = parameter(Float32Array.from(randn(N * C, 7)), [N, C]);
+    const w = parameter(Float32Array.from(randn(V * C, 8)), [V, C]);
+    const none = tensor(new Int32Array(N).fill(IGNORE), [N], "i32");
+    const some = tensor(makeTargets(N, V, 9, []), [N], "i32");
+    try {
+      const loss = keep(tidy(() => linearCrossEntropy(h, w, none, { chunk: 8 })));
+      assert.equal(await loss.item(), 0);
+      backward(loss);
+      loss.dispose();
+      for (const g of [h.grad!, w.grad!]) {
+        const values = await g.toArray();
+        assert.ok(values.every((x) => x === 0), "ignored rows must give zero gradients");
+      }
+      // A second loss on the same weight adds to w.grad (as a tied embedding would).
+      const before = await w.grad!.toArray();
+      const loss2 = keep(tidy(() => linearCrossEntropy(h, w, some, { chunk: 8 })));
+      backward(loss2);
+      loss2.dispose();
+      const single = keep(tidy(() => linearCrossEntropy(h, w, some)));
+      const accumulated = await w.grad!.toArray();
+      w.grad!.dispose();
+      w.grad = null;
+      backward(single);
+      single.dispose();
+      const fresh = await w.grad!.toArray();
+      assertClose("accumulated weight gradient", accumulated, fresh.map((x, i) => x + before[i]), 1e-6);
+    } finally {
+      for (const t of [h, w, none, some]) t.dispose();
     }
-    // A second loss on the same weight adds to w.grad (as a tied embedding would).
-    const before = await w.grad!.toArray();
-    const loss2 = keep(tidy(() => linearCrossEntropy(h, w, some, { chunk: 8 })));
-    backward(loss2);
-    loss2.dispose();
-    const single = keep(tidy(() => linearCrossEntropy(h, w, some)));
-    const accumulated = await w.grad!.toArray();
-    w.grad!.dispose();
-    w.grad = null;
-    backward(single);
-    single.dispose();
-    const fresh = await w.grad!.toArray();
-    assertClose("accumulated weight gradient", accumulated, fresh.map((x, i) => x + before[i]), 1e-6);
-  } finally {
-    for (const t of [h, w, none, some]) t.dispose();
-  }
-});
+  },
+);
 
 gpuTest("crossEntropy and logSoftmax: forward and backward", async () => {
   const N = 11, V = 300;

@@ -7,6 +7,7 @@ import {
   unpickleStateDict,
 } from "../../../lib/checkpoint/mod.ts";
 import { PickleWriter, stateDictPickle, type TensorSpec, torchArchive } from "./torch_archive.ts";
+import { PYTHON_TORCH_ZIP_BASE64 } from "./python_pickle_fixture.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ostrota-torchbin-" });
@@ -239,6 +240,34 @@ Deno.test("torch .bin: sharded pytorch_model.bin.index.json", async () => {
       assert.deepEqual(ckpt.names(), ["ids", "w", "wt"]);
       assert.deepEqual([...(await ckpt.read("ids")).data as BigInt64Array], [-5n, 2n ** 50n]);
       assert.deepEqual([...(await ckpt.read("wt", { rows: [0, 1] })).data as Float32Array], [0, 4, 8]);
+    } finally {
+      ckpt.close();
+    }
+  });
+});
+
+Deno.test("torch .bin: an archive pickled by CPython (make_python_pickle_fixture.py) reads back exactly", async () => {
+  await withTempDir(async (dir) => {
+    const zip = Uint8Array.from(atob(PYTHON_TORCH_ZIP_BASE64), (c) => c.charCodeAt(0));
+    await Deno.writeFile(`${dir}/pytorch_model.bin`, zip);
+    const ckpt = await openCheckpoint(dir);
+    try {
+      assert.deepEqual(ckpt.names(), [
+        "embed.weight",
+        "lm_head.weight",
+        "norm.weight",
+        "position_ids",
+        "proj.weight_t",
+      ]);
+      const weights = Array.from({ length: 24 }, (_, i) => i * 0.5 - 3);
+      assert.deepEqual([...(await ckpt.read("embed.weight")).data as Float32Array], weights);
+      assert.deepEqual([...(await ckpt.read("lm_head.weight")).data as Float32Array], weights);
+      // Storage offset 4, size [3, 2], stride [1, 3]: element (r, c) is storage[4 + r + 3c].
+      const t = await ckpt.read("proj.weight_t");
+      assert.deepEqual(t.shape, [3, 2]);
+      assert.deepEqual([...t.data as Float32Array], [4, 7, 5, 8, 6, 9].map((i) => weights[i]));
+      assert.deepEqual([...(await ckpt.read("norm.weight")).data as Float32Array], [-2, 0.5, 65504]);
+      assert.deepEqual([...(await ckpt.read("position_ids")).data as BigInt64Array], [-1n, 0n, 2n ** 40n]);
     } finally {
       ckpt.close();
     }

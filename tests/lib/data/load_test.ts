@@ -175,4 +175,6 @@ Deno.test("whole-file problems are clear errors naming the file", async () => {
     /not a readable parquet file/,
   );
   await assert.rejects(() => loadDataset("/nonexistent/dir/data.jsonl"), /does not exist/);
+  const badArray = concatBytes(bytesOf('[{"original": "'), new Uint8Array([0xff]), bytesOf('"}]'));
+  await assert.rejects(() => parseDataset(badArray, "a.json"), /a\.json: not a valid UTF-8 JSON array/);
 });

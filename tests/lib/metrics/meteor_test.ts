@@ -145,3 +145,11 @@ Deno.test({
     );
   },
 });
+
+Deno.test("WordNet morphy: repeated rules on a pathological word stay fast", () => {
+  const wordnet = new WordNet();
+  const started = performance.now();
+  assert.deepEqual(wordnet.morphy("es".repeat(200), "v"), []);
+  assert.ok(performance.now() - started < 2000, "morphy took too long");
+  assert.deepEqual(wordnet.morphy("churches", "n"), ["church"]);
+});
