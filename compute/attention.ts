@@ -38,6 +38,7 @@ const TILE_CHOICES: Tiles[] = [
   { BQ: 16, BK: 32 },
   { BQ: 16, BK: 16 },
   { BQ: 16, BK: 8 },
+  { BQ: 8, BK: 32 },
   { BQ: 8, BK: 16 },
   { BQ: 8, BK: 8 },
 ];
@@ -82,11 +83,11 @@ function sharedSizes(kernel: KernelName, headDim: number, { BQ, BK }: Tiles): Re
 const tileCache = new Map<string, Tiles>();
 
 /**
- * The largest tiles whose workgroup arrays fit the device; short query counts (decoding) take the smallest
- * query tile so most threads are not idle.
+ * The largest tiles whose workgroup arrays fit the device; a forward over few query rows per kv head
+ * (decoding) takes the smallest query tile so most threads are not idle.
  */
-function chooseTiles(kernel: KernelName, headDim: number, queries: number): Tiles {
-  const key = `${kernel}|${headDim}|${queries <= 8}`;
+function chooseTiles(kernel: KernelName, headDim: number, rows: number): Tiles {
+  const key = `${kernel}|${headDim}|${rows <= 8}`;
   const cached = tileCache.get(key);
   if (cached) return cached;
   const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
@@ -100,7 +101,7 @@ function chooseTiles(kernel: KernelName, headDim: number, queries: number): Tile
       `attention: head dim ${headDim} needs more workgroup memory than this device's ${limit}`,
     );
   }
-  const small = kernel === "attn_fwd" && queries <= 8 ? candidates.find((t) => t.BQ === 8) : undefined;
+  const small = kernel === "attn_fwd" && rows <= 8 ? candidates.find((t) => t.BQ === 8) : undefined;
   const tiles = small ?? candidates[0];
   tileCache.set(key, tiles);
   return tiles;
@@ -116,8 +117,8 @@ function kernelSpec(
   return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes } };
 }
 
-function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number, queries: number) {
-  const tiles = chooseTiles(kernel, headDim, queries);
+function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number, rows: number) {
+  const tiles = chooseTiles(kernel, headDim, rows);
   return { spec: kernelSpec(kernel, bindings, headDim, tiles, sharedSizes(kernel, headDim, tiles)), tiles };
 }
 
@@ -183,13 +184,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const causal = opts.causal;
   const out = empty(q.shape);
   const lse = empty([g.B, g.Hq, g.T]); // lse: [B, Hq, T]
-  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D, g.T);
-  rt().dispatch(
-    fwd.spec,
-    attnParams(g, mask, causal),
-    [q.range, k.range, v.range, (mask ?? q).range, out.range, lse.range],
-    [Math.ceil(g.T / fwd.tiles.BQ), g.Hq, g.B],
-  );
+  attentionForward(g, causal, q, k, v, mask, out, lse);
   if (needsGrad(q, k, v)) {
     const saved = mask ? [q, k, v, out, lse, mask] : [q, k, v, out, lse];
     record(out, [q, k, v], saved, (gradOut, [sq, sk, sv, so, slse, smask]) => {
@@ -203,7 +198,72 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   return out;
 }
 
-function attnParams(g: Geometry, mask: Tensor | null, causal: boolean, n = 0, length = 0): Params {
+/** Enough workgroups to fill a large GPU (an H100 has 132 SMs); fewer query tiles than this split the keys. */
+const TARGET_WORKGROUPS = 264;
+/** Key tiles a split covers at least, so splitting pays for its merge. */
+const MIN_TILES_PER_SPLIT = 2;
+
+/** Writes out [B, T, Hq, D] and lse [B, Hq, T], splitting the keys among workgroups when the grid is small. */
+function attentionForward(
+  g: Geometry,
+  causal: boolean,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  out: Tensor,
+  lse: Tensor,
+): void {
+  const rows = g.T * (g.Hq / g.Hkv);
+  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D, rows);
+  const { BQ, BK } = fwd.tiles;
+  const queryTiles = Math.ceil(rows / BQ);
+  const keyTiles = Math.ceil(g.S / BK);
+  const wanted = Math.floor(TARGET_WORKGROUPS / Math.max(1, queryTiles * g.Hkv * g.B));
+  let splits = Math.max(1, Math.min(wanted, Math.floor(keyTiles / MIN_TILES_PER_SPLIT)));
+  const splitLen = Math.ceil(keyTiles / splits) * BK;
+  splits = Math.max(1, Math.ceil(g.S / splitLen));
+  const n = out.size;
+  const bindings = [q.range, k.range, v.range, (mask ?? q).range];
+  if (splits === 1) {
+    rt().dispatch(fwd.spec, attnParams(g, mask, causal, n, 0, 1, splitLen), [
+      ...bindings,
+      out.range,
+      lse.range,
+    ], [
+      queryTiles,
+      g.Hkv,
+      g.B,
+    ]);
+    return;
+  }
+  const parts = empty([splits, ...out.shape]); // parts: [splits, B, T, Hq, D], each normalised by its own sum
+  const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, T]
+  rt().dispatch(
+    fwd.spec,
+    attnParams(g, mask, causal, n, 0, splits, splitLen),
+    [...bindings, parts.range, partLse.range],
+    [queryTiles * splits, g.Hkv, g.B],
+  );
+  rt().dispatch(
+    flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
+    attnParams(g, mask, causal, n, 0, splits, splitLen),
+    [parts.range, partLse.range, out.range, lse.range],
+    Math.ceil(n / WG),
+  );
+  parts.dispose();
+  partLse.dispose();
+}
+
+function attnParams(
+  g: Geometry,
+  mask: Tensor | null,
+  causal: boolean,
+  n = 0,
+  length = 0,
+  splits = 1,
+  splitLen = 0,
+): Params {
   return new Params()
     .u32(
       g.T,
@@ -217,7 +277,7 @@ function attnParams(g: Geometry, mask: Tensor | null, causal: boolean, n = 0, le
       mask ? mask.shape[1] : 0,
     )
     .f32(g.scale)
-    .u32(n, length);
+    .u32(n, length, splits, splitLen);
 }
 
 function attentionBackward(
@@ -246,10 +306,11 @@ function attentionBackward(
   let dv: Tensor | null = null;
   if (wantQ) {
     dq = empty(q.shape); // dq: [B, T, Hq, D]
-    const bwd = tiledSpec("attn_bwd_dq", [...READS_7, "write"], g.D, g.T);
+    const rows = g.T * (g.Hq / g.Hkv);
+    const bwd = tiledSpec("attn_bwd_dq", [...READS_7, "write"], g.D, rows);
     rt().dispatch(bwd.spec, attnParams(g, mask, causal), [...common, dq.range], [
-      Math.ceil(g.T / bwd.tiles.BQ),
-      g.Hq,
+      Math.ceil(rows / bwd.tiles.BQ),
+      g.Hkv,
       g.B,
     ]);
   }

@@ -3,7 +3,11 @@
 // queries and query heads of a kv head's group: deterministic, no atomics) and the KV-cache append copy.
 // Layouts: q, o [B, T, Hq, D]; k, v [B, kv_rows, Hkv, D] of which the first S rows are keys; lse, delta
 // [B, Hq, T]; key_mask i32 [B, mask_stride] (1 = attend). Query t sits at absolute position S - T + t.
-// HEAD_DIM, the tile sizes BQ (queries) / BK (keys) and the workgroup array sizes are text defines.
+// The forward and dQ kernels work per kv head: their query tiles run over the "rows" rho = t * group + g of
+// the group's query heads, so one K/V tile serves every query head that reads it (and decoding, T = 1, still
+// fills a tile). The forward may also split the keys among workgroups (flash-decoding) when too few query
+// tiles exist to fill the GPU; attn_combine then merges the per-split outputs by their logsumexps.
+// HEAD_DIM, the tile sizes BQ (query rows) / BK (keys) and the workgroup array sizes are text defines.
 
 struct Params {
   T: u32,
@@ -18,6 +22,8 @@ struct Params {
   scale: f32,
   n: u32,
   length: u32,
+  splits: u32,
+  split_len: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -70,31 +76,44 @@ fn key_visible(b: u32, t: u32, s: u32) -> bool {
   return true;
 }
 
-// One past the last key any query of the tile starting at q0 may see.
-fn keys_end(q0: u32) -> u32 {
-  if (p.causal == 0u) { return p.S; }
-  return min(p.S, p.S - p.T + min(q0 + BQ, p.T));
+// Query position and head of packed row rho of kv head hk.
+fn row_query(rho: u32) -> u32 {
+  return rho / p.group;
 }
 
-// ---- forward: one workgroup per (query tile, query head, batch) ----
+fn row_head(hk: u32, rho: u32) -> u32 {
+  return hk * p.group + rho % p.group;
+}
+
+// One past the last key any row of the tile starting at row r0 may see.
+fn keys_end(r0: u32) -> u32 {
+  if (p.causal == 0u) { return p.S; }
+  let t_last = (min(r0 + BQ, p.T * p.group) - 1u) / p.group;
+  return min(p.S, p.S - p.T + t_last + 1u);
+}
+
+// ---- forward: one workgroup per (query-row tile x key split, kv head, batch) ----
+// With splits > 1, split i writes its normalised partial output at offset i * n of fwd_out and its logsumexp
+// (MASKED where it saw no key) at offset i * n / D of fwd_lse.
 @group(0) @binding(5) var<storage, read_write> fwd_out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> fwd_lse: array<f32>;
 
 @compute @workgroup_size(WG)
 fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
   let b = wid.z;
-  let h = wid.y;
-  let q0 = wid.x * BQ;
-  let hk = h / p.group;
+  let hk = wid.y;
+  let split = wid.x % p.splits;
+  let r0 = (wid.x / p.splits) * BQ;
+  let rows = p.T * p.group;
   let r = tid / Q_LANES;
   let lane = tid % Q_LANES;
-  let t = q0 + r;
+  let rho = r0 + r;
+  let t = row_query(rho);
 
   for (var i = tid; i < BQ * D; i += WG) {
     let row = i / D;
-    let tq = q0 + row;
     var x = 0.0;
-    if (tq < p.T) { x = q_in[q_index(b, tq, h) + i % D]; }
+    if (r0 + row < rows) { x = q_in[q_index(b, row_query(r0 + row), row_head(hk, r0 + row)) + i % D]; }
     sh_q[row * DP + i % D] = x;
   }
   var m = MASKED;
@@ -102,8 +121,9 @@ fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wi
   var acc: array<f32, DL_Q>;
   for (var i = 0u; i < DL_Q; i++) { acc[i] = 0.0; }
 
-  let kv_end = keys_end(q0);
-  for (var k0 = 0u; k0 < kv_end; k0 += BK) {
+  let k_begin = split * p.split_len;
+  let kv_end = min(keys_end(r0), k_begin + p.split_len);
+  for (var k0 = k_begin; k0 < kv_end; k0 += BK) {
     for (var i = tid; i < BK * D; i += WG) {
       let row = i / D;
       var x = 0.0;
@@ -113,7 +133,7 @@ fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wi
     workgroupBarrier();
     for (var c = lane; c < BK; c += Q_LANES) {
       var s = MASKED;
-      if (t < p.T && key_visible(b, t, k0 + c)) {
+      if (rho < rows && key_visible(b, t, k0 + c)) {
         var dot = 0.0;
         for (var d = 0u; d < D; d++) { dot = fma(sh_q[r * DP + d], sh_k[c * DP + d], dot); }
         s = dot * p.scale;
@@ -148,21 +168,62 @@ fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wi
     workgroupBarrier();
   }
 
-  if (t < p.T) {
+  if (rho < rows) {
+    let h = row_head(hk, rho);
     // A query that sees no key (all padding) outputs zeros.
     var inv = 0.0;
     if (l > 0.0) { inv = 1.0 / l; }
-    let base = q_index(b, t, h);
+    let base = split * p.n + q_index(b, t, h);
     for (var i = 0u; i < DL_Q; i++) {
       let d = lane + i * Q_LANES;
       if (d < D) { fwd_out[base + d] = acc[i] * inv; }
     }
     if (lane == 0u) {
-      var lse = 0.0;
+      var lse = MASKED;
       if (l > 0.0) { lse = m + log(l); }
-      fwd_lse[row_index(b, h, t)] = lse;
+      fwd_lse[split * (p.n / D) + row_index(b, h, t)] = lse;
     }
   }
+}
+
+// ---- merge of key splits: out = sum_i w_i O_i / sum_i w_i with w_i = exp(lse_i - max lse), one thread per
+// output element (p.n of them) ----
+@group(0) @binding(1) var<storage, read> comb_parts: array<f32>;
+@group(0) @binding(2) var<storage, read> comb_lse_parts: array<f32>;
+@group(0) @binding(3) var<storage, read_write> comb_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> comb_lse: array<f32>;
+
+@compute @workgroup_size(WG)
+fn attn_combine(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.n) { return; }
+  // i enumerates [B, T, Hq, D] in the layout of O.
+  let h = (i / D) % p.Hq;
+  let t = (i / (D * p.Hq)) % p.T;
+  let b = i / (D * p.Hq * p.T);
+  let row = row_index(b, h, t);
+  let rows = p.n / D;
+  var top = MASKED;
+  for (var k = 0u; k < p.splits; k++) { top = max(top, comb_lse_parts[k * rows + row]); }
+  var weight_sum = 0.0;
+  var value = 0.0;
+  if (top != MASKED) {
+    for (var k = 0u; k < p.splits; k++) {
+      let lse = comb_lse_parts[k * rows + row];
+      if (lse != MASKED) {
+        let w = exp(lse - top);
+        weight_sum += w;
+        value = fma(w, comb_parts[k * p.n + i], value);
+      }
+    }
+  }
+  var lse_total = MASKED;
+  if (weight_sum > 0.0) {
+    value /= weight_sum;
+    lse_total = top + log(weight_sum);
+  }
+  comb_out[i] = value;
+  if (i % D == 0u) { comb_lse[row] = lse_total; }
 }
 
 // ---- backward, step 1: delta[b, h, t] = sum_d dO * O, one thread per query row ----
@@ -187,41 +248,43 @@ fn attn_bwd_delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
 @group(0) @binding(6) var<storage, read> lse_in: array<f32>;
 @group(0) @binding(7) var<storage, read> delta_in: array<f32>;
 
-// ---- backward, step 2: dQ, one workgroup per (query tile, query head, batch) ----
+// ---- backward, step 2: dQ, one workgroup per (query-row tile, kv head, batch) ----
 @group(0) @binding(8) var<storage, read_write> dq_out: array<f32>;
 
 @compute @workgroup_size(WG)
 fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
   let b = wid.z;
-  let h = wid.y;
-  let q0 = wid.x * BQ;
-  let hk = h / p.group;
+  let hk = wid.y;
+  let r0 = wid.x * BQ;
+  let rows = p.T * p.group;
   let r = tid / Q_LANES;
   let lane = tid % Q_LANES;
-  let t = q0 + r;
+  let rho = r0 + r;
+  let t = row_query(rho);
+  let h = row_head(hk, rho);
 
   for (var i = tid; i < BQ * D; i += WG) {
     let row = i / D;
-    let tq = q0 + row;
     var x = 0.0;
     var g = 0.0;
-    if (tq < p.T) {
-      x = q_in[q_index(b, tq, h) + i % D];
-      g = grad_out[q_index(b, tq, h) + i % D];
+    if (r0 + row < rows) {
+      let at = q_index(b, row_query(r0 + row), row_head(hk, r0 + row)) + i % D;
+      x = q_in[at];
+      g = grad_out[at];
     }
     sh_q[row * DP + i % D] = x;
     sh_do[row * DP + i % D] = g;
   }
   var lse = 0.0;
   var delta = 0.0;
-  if (t < p.T) {
+  if (rho < rows) {
     lse = lse_in[row_index(b, h, t)];
     delta = delta_in[row_index(b, h, t)];
   }
   var acc: array<f32, DL_Q>;
   for (var i = 0u; i < DL_Q; i++) { acc[i] = 0.0; }
 
-  let kv_end = keys_end(q0);
+  let kv_end = keys_end(r0);
   for (var k0 = 0u; k0 < kv_end; k0 += BK) {
     for (var i = tid; i < BK * D; i += WG) {
       let row = i / D;
@@ -237,7 +300,7 @@ fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     workgroupBarrier();
     for (var c = lane; c < BK; c += Q_LANES) {
       var ds = 0.0;
-      if (t < p.T && key_visible(b, t, k0 + c)) {
+      if (rho < rows && key_visible(b, t, k0 + c)) {
         var dot = 0.0;
         var dp = 0.0;
         for (var d = 0u; d < D; d++) {
@@ -259,7 +322,7 @@ fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     workgroupBarrier();
   }
 
-  if (t < p.T) {
+  if (rho < rows) {
     let base = q_index(b, t, h);
     for (var i = 0u; i < DL_Q; i++) {
       let d = lane + i * Q_LANES;

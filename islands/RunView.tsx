@@ -128,6 +128,10 @@ export default function RunView(props: RunViewProps) {
     on("metric", (e) => setMetrics((m) => [...m, e.payload as MetricRow]));
     on("sample", (e) => setSamples((s) => [...s, e.payload as SampleRow]));
     on("log", (e) => setLog((l) => [...l, (e.payload as { line: string }).line].slice(-LOG_LINES)));
+    on("eval", (e) => {
+      const { label, result } = e.payload as { label: string; result: RunRecord["evalResults"][string] };
+      setRun((r) => ({ ...r, evalResults: { ...r.evalResults, [label]: result } }));
+    });
     on("artifact", (e) => {
       const { name, path } = e.payload as { name: string; path: string };
       setRun((r) => ({ ...r, artifacts: { ...r.artifacts, [name]: path } }));
@@ -205,6 +209,17 @@ export default function RunView(props: RunViewProps) {
           </table>
         )}
       </section>
+      {Object.keys(run.evalResults).length > 0 && (
+        <section>
+          <h2>Evaluation</h2>
+          {Object.entries(run.evalResults).map(([label, result]) => (
+            <div key={label}>
+              <h3>{label}</h3>
+              <pre class="config">{JSON.stringify(result, null, 2)}</pre>
+            </div>
+          ))}
+        </section>
+      )}
       {Object.keys(run.artifacts).length > 0 && (
         <section>
           <h2>Artifacts</h2>

@@ -27,8 +27,12 @@ export async function run(args: string[]): Promise<number> {
     `Ostrota lab on ${lab.url}${options.token ? " (token required)" : ""} — GPU: ${a.description} ` +
       `(${a.vendor || "unknown vendor"}${a.isFallback ? ", CPU fallback" : ""})`,
   );
+  let signals = 0;
   const stop = () => {
-    console.log("stopping: the running job (if any) is marked interrupted");
+    // A job that ignores its abort signal would hold the shutdown forever; a second Ctrl-C leaves at once,
+    // and the next start marks that run interrupted.
+    if (++signals > 1) Deno.exit(130);
+    console.log("stopping: the running job (if any) is marked interrupted (Ctrl-C again to quit now)");
     lab.shutdown().catch((err) => console.error("shutdown failed:", err));
   };
   Deno.addSignalListener("SIGINT", stop);

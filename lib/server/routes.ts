@@ -36,6 +36,8 @@ export interface LabDeps {
   roots: LabRoots;
   /** The bearer token every request must carry, or null (loopback without OSTROTA_TOKEN). */
   token: string | null;
+  /** Aborted when the lab shuts down: long-lived responses (SSE) end on it so the server can stop. */
+  closing: AbortSignal;
 }
 
 /** Renders `body` inside the shared layout as an HTML response. */

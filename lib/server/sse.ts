@@ -18,6 +18,8 @@ export interface RunEventStreamOptions {
   /** Replay events with an id above this one (from the Last-Event-ID header or `?after=`). */
   afterId: number;
   heartbeatMs?: number;
+  /** Aborted when the server shuts down: the stream ends so the server's graceful shutdown can finish. */
+  closed?: AbortSignal;
 }
 
 export function runEventStream(store: RunStore, runId: number, options: RunEventStreamOptions): Response {
@@ -46,12 +48,22 @@ export function runEventStream(store: RunStore, runId: number, options: RunEvent
         }
       });
       const heartbeat = setInterval(() => send(": heartbeat\n\n"), options.heartbeatMs ?? HEARTBEAT_MS);
+      const onClosed = () => {
+        cleanup();
+        controller.close();
+      };
       cleanup = () => {
         if (!open) return;
         open = false;
         clearInterval(heartbeat);
         unsubscribe();
+        options.closed?.removeEventListener("abort", onClosed);
       };
+      if (options.closed?.aborted) {
+        onClosed();
+        return;
+      }
+      options.closed?.addEventListener("abort", onClosed);
       // A retry hint and a comment at once, so the browser knows the stream is up before any event.
       send(`retry: 2000\n: run ${runId} events after ${options.afterId}\n\n`);
       for (const event of store.events(runId, options.afterId)) {

@@ -30,6 +30,7 @@ export async function startLab(options: ServeOptions): Promise<RunningLab> {
   const store = new RunStore(path.join(options.home, "runs.db"));
   const queue = new JobQueue({ store, memory, outputRoots: roots.outputs });
   const islands = await buildIslands(options.home);
+  const closing = new AbortController();
   const app = await createApp({
     store,
     queue,
@@ -38,6 +39,7 @@ export async function startLab(options: ServeOptions): Promise<RunningLab> {
     islands,
     roots,
     token: options.token,
+    closing: closing.signal,
   });
   const interrupted = queue.start();
   if (interrupted.length > 0) {
@@ -55,6 +57,7 @@ export async function startLab(options: ServeOptions): Promise<RunningLab> {
   const shutdown = () =>
     stopping ??= (async () => {
       await queue.close();
+      closing.abort();
       await server.shutdown();
       store.close();
     })();

@@ -57,6 +57,6 @@ export default function routes({ app, lab }: LabRoutes) {
   app.get("/api/runs/:id/events", (c) => {
     const id = lab.store.requireRun(runIdParam(c.req.param("id"))).id;
     const afterId = resumeAfterId(c.req.header("last-event-id"), c.req.query("after"));
-    return runEventStream(lab.store, id, { afterId });
+    return runEventStream(lab.store, id, { afterId, closed: lab.closing });
   });
 }

@@ -114,6 +114,17 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
 });
 
 gpuTest(
+  "attention: long keys split among workgroups (flash-decoding merge), padded splits and rows",
+  async () => {
+    const B = 2, S = 300;
+    // Batch 0 is left-padded past the first key split; batch 1 is all padding (its outputs must be zeros).
+    const mask = Array.from({ length: B * S }, (_, i) => (i < S && i >= 70 ? 1 : 0));
+    await checkCase("split causal", { B, T: 3, S, Hq: 4, Hkv: 2, D: 16, causal: true, mask }, 50);
+    await checkCase("split non-causal", { B: 1, T: 2, S: 260, Hq: 2, Hkv: 1, D: 33, causal: false }, 60);
+  },
+);
+
+gpuTest(
   "attention: kvLength reads a prefix of longer k/v buffers; unused rows get zero gradient",
   async () => {
     await checkCase("prefix", { B: 2, T: 5, S: 9, kvRows: 23, Hq: 4, Hkv: 2, D: 12, causal: true }, 40);

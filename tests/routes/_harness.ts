@@ -41,6 +41,7 @@ export async function startTestLab(options: TestLabOptions): Promise<TestLab> {
   };
   const queue = new JobQueue({ store, memory, outputRoots: roots.outputs, kinds: options.kinds });
   const islands = await buildIslands(home);
+  const closing = new AbortController();
   const app = await createApp({
     store,
     queue,
@@ -49,6 +50,7 @@ export async function startTestLab(options: TestLabOptions): Promise<TestLab> {
     islands,
     roots,
     token: options.token ?? null,
+    closing: closing.signal,
   });
   queue.start();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
@@ -62,6 +64,7 @@ export async function startTestLab(options: TestLabOptions): Promise<TestLab> {
     memory,
     async crash() {
       closed = true;
+      closing.abort();
       await server.shutdown();
       store.close();
     },
@@ -69,8 +72,10 @@ export async function startTestLab(options: TestLabOptions): Promise<TestLab> {
       if (closed) return;
       closed = true;
       await queue.close();
+      closing.abort();
       await server.shutdown();
       store.close();
+      if (options.home === undefined) await Deno.remove(home, { recursive: true });
     },
   };
 }

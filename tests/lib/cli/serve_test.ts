@@ -54,3 +54,36 @@ Deno.test("serve starts on a free port, answers, and stops cleanly on SIGTERM", 
   assert.equal(status.code, 0);
   assert.ok((await Deno.stat(path.join(home, "runs.db"))).isFile);
 });
+
+Deno.test("SIGTERM stops serve even while a browser holds a run's event stream open", async () => {
+  const home = await Deno.makeTempDir({ prefix: "ostrota-serve-" });
+  const { RunStore } = await import("../../../lib/store/mod.ts");
+  const store = new RunStore(path.join(home, "runs.db"));
+  const run = store.createRun({ kind: "gone", name: "old", config: {} });
+  store.close();
+  const child = serve(["--port", "0"], { OSTROTA_HOME: home });
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/http:\/\/127\.0\.0\.1:\d+\//.test(text)) {
+    const { done, value } = await lines.read();
+    if (done) break;
+    text += value;
+  }
+  const url = text.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+  const events = await fetch(`${url}api/runs/${run.id}/events`);
+  const reader = events.body!.getReader();
+  await reader.read();
+  child.kill("SIGTERM");
+  const drain = async () => {
+    while (!(await reader.read()).done);
+  };
+  const [status] = await Promise.all([
+    child.status,
+    drain(),
+    (async () => {
+      while (!(await lines.read()).done);
+    })(),
+    child.stderr.cancel(),
+  ]);
+  assert.equal(status.code, 0, "a graceful stop, not the second-signal exit");
+});

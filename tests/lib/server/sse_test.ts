@@ -30,3 +30,16 @@ Deno.test("ETA comes from the pace of the latest steps", () => {
   assert.equal(etaMs([{ step: 1, t: 0 }, { step: 3, t: 2000 }], 3, 10), 7000);
   assert.equal(etaMs([{ step: 1, t: 0 }, { step: 3, t: 2000 }], 3, null), null);
 });
+
+Deno.test("the event stream ends when the server closes, so shutdown does not wait on it", async () => {
+  const store = new RunStore(":memory:");
+  const run = store.createRun({ kind: "k", name: "n", config: {} });
+  const closing = new AbortController();
+  const response = runEventStream(store, run.id, { afterId: 0, closed: closing.signal });
+  const reader = response.body!.getReader();
+  await reader.read();
+  closing.abort();
+  while (!(await reader.read()).done);
+  assert.equal(store.subscriberCount(run.id), 0);
+  store.close();
+});

@@ -1,0 +1,333 @@
+/**
+ * The SFT loop for both recipes. QLoRA: NF4 base (frozen), LoRA adapters on the target projections, 8-bit
+ * AdamW, gradient checkpointing per decoder layer. Full fine-tuning: every weight in f32 with AdamW. Both: loss
+ * on the assistant's replies only through the chunked lm_head + cross-entropy, gradient accumulation, global
+ * norm clipping, a warmup schedule, resumable checkpoints, and per-step metrics for the CLI and the lab.
+ */
+import { adam8bitMaps, type Adam8bitState, adam8bitState, adamw8bitStep, disposeAdam8bitState } from "../../compute/adam8bit.ts";
+import { backward, getRngCounter, setRngCounter } from "../../compute/autograd.ts";
+import { scale } from "../../compute/elementwise.ts";
+import { linearCrossEntropy } from "../../compute/loss.ts";
+import { type AdamWState, adamwStates, adamwStep, clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { initRuntime } from "../../compute/runtime.ts";
+import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { joinPath } from "../checkpoint/file_io.ts";
+import { type ChatExample, loadDataset, prepareDataset } from "../data/mod.ts";
+import { generate } from "../generate/generate.ts";
+import { attachLora, loraParameters, saveAdapter } from "../lora/peft.ts";
+import { loadModel } from "../models/mod.ts";
+import type { CausalLM } from "../models/types.ts";
+import { seededRandom } from "../generate/sampling.ts";
+import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { type Batch, lengthGroupedBatches, packedBatches } from "./batches.ts";
+import type { TrainConfig } from "./config.ts";
+import { saveModelFolder } from "./export.ts";
+import { encodeExample, promptIds, type SftExample, type SftFormat, sftFormat, trainableTokens, truncate } from "./format.ts";
+import { lrMultiplier } from "./schedule.ts";
+import { loadTrainingState, saveTrainingState, type TrainingPosition } from "./state.ts";
+
+export interface StepMetrics {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_second: number;
+  /** Peak GPU bytes allocated during the step. */
+  gpu_bytes: number;
+  elapsedSeconds: number;
+}
+
+export interface TrainHooks {
+  onStep?(metrics: StepMetrics): void;
+  onLog?(line: string): void;
+  onSample?(sample: { step: number; prompt: string; output: string }): void;
+  onCheckpoint?(path: string): void;
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  steps: number;
+  trainSeconds: number;
+  examplesUsed: number;
+  losses: number[];
+  /** Held-out examples (never trained on) for evaluation. */
+  evalExamples: ChatExample[];
+  adapterDir: string | null;
+  modelDir: string | null;
+}
+
+/** What stays fixed across a resume: changing any of it makes an old checkpoint meaningless. */
+function configKey(c: TrainConfig): string {
+  return JSON.stringify([c.recipe, c.model, c.dataset, c.limit, c.evalSize, c.seed, c.batchSize, c.gradAccum, c.maxSeqLen, c.loraR, c.targetModules, c.optimizer, c.packing]);
+}
+
+async function checkWritable(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const probe = joinPath(dir, `.write-test-${Deno.pid}`);
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (err) {
+    throw new TypeError(`output folder ${dir} is not writable: ${(err as Error).message}`);
+  }
+}
+
+interface Prepared {
+  train: SftExample[];
+  evalExamples: ChatExample[];
+  dropped: number;
+}
+
+function encodeAll(examples: ChatExample[], tokenizer: Tokenizer, format: SftFormat, maxLen: number): Prepared {
+  const train: SftExample[] = [];
+  let dropped = 0;
+  for (const ex of examples) {
+    const encoded = truncate(encodeExample(tokenizer, format, ex.messages), maxLen);
+    if (trainableTokens(encoded) === 0) dropped++;
+    else train.push(encoded);
+  }
+  return { train, evalExamples: [], dropped };
+}
+
+class Optimizer {
+  private f32: AdamWState[] = [];
+  private q8: Adam8bitState[] = [];
+  private maps: Tensor | null = null;
+
+  constructor(readonly params: Tensor[], readonly config: TrainConfig) {
+    if (config.optimizer === "adamw") this.f32 = adamwStates(params);
+    else {
+      this.maps = adam8bitMaps();
+      this.q8 = params.map((p) => adam8bitState(p));
+    }
+  }
+
+  step(lr: number, step: number): void {
+    const o = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: this.config.weightDecay, step };
+    if (this.maps) this.params.forEach((p, i) => adamw8bitStep(p, this.q8[i], this.maps!, o));
+    else adamwStep(this.params, this.f32, o);
+  }
+
+  /** State tensors by name, for checkpoints. */
+  tensors(): [string, Tensor][] {
+    if (this.maps) {
+      return this.q8.flatMap((s, i) => [
+        [`optim.${i}.qm`, s.qm],
+        [`optim.${i}.qv`, s.qv],
+        [`optim.${i}.absmax_m`, s.absmaxM],
+        [`optim.${i}.absmax_v`, s.absmaxV],
+      ] as [string, Tensor][]);
+    }
+    return this.f32.flatMap((s, i) => [[`optim.${i}.m`, s.m], [`optim.${i}.v`, s.v]] as [string, Tensor][]);
+  }
+
+  dispose(): void {
+    for (const s of this.f32) {
+      s.m.dispose();
+      s.v.dispose();
+    }
+    for (const s of this.q8) disposeAdam8bitState(s);
+    this.maps?.dispose();
+  }
+}
+
+/** Forward + loss for one micro-batch; returns the mean loss over its trainable targets (recorded for backward). */
+function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): Tensor {
+  return tidy(() => {
+    const ids = tensor(batch.ids, [batch.batch, batch.seq], "i32");
+    const positions = tensor(Int32Array.from(batch.ids, (_, i) => i % batch.seq), [batch.batch, batch.seq], "i32");
+    const hidden = model.hidden(ids, { positions, checkpointing }); // hidden: [B, T, C]
+    const targets = tensor(batch.targets, [batch.batch * batch.seq], "i32");
+    return linearCrossEntropy(hidden.reshape([batch.batch * batch.seq, model.hiddenSize]), model.lmHead(), targets);
+  });
+}
+
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = (line: string) => hooks.onLog?.(line);
+  const runtime = await initRuntime();
+  await checkWritable(config.out);
+
+  const dataset = await loadDataset(config.dataset);
+  const prepared = prepareDataset(dataset, { limit: config.limit ?? undefined, evalSize: config.evalSize, seed: config.seed });
+  if (prepared.train.length === 0) {
+    throw new RangeError(`${config.dataset}: no usable training rows (${dataset.rowsRead} read; dropped: ${JSON.stringify(prepared.stats)})`);
+  }
+  const tokenizer = await loadTokenizer(config.model);
+  const format = sftFormat(tokenizer);
+
+  const model = await loadModel(
+    config.model,
+    config.recipe === "full"
+      ? { trainable: true }
+      : { quantize: "nf4", doubleQuant: config.doubleQuant, dtype: runtime.gpu.hasF16 ? "f16" : "f32" },
+  );
+  let optimizer: Optimizer | null = null;
+  try {
+    if (config.maxSeqLen > model.maxPositions) {
+      throw new RangeError(`max-seq-len ${config.maxSeqLen} exceeds the model's ${model.maxPositions} positions`);
+    }
+    const { train: examples, dropped } = encodeAll(prepared.train, tokenizer, format, config.maxSeqLen);
+    if (examples.length === 0) {
+      throw new RangeError(`no training example keeps a reply within max-seq-len ${config.maxSeqLen}; raise it`);
+    }
+    log(`data: ${examples.length} training examples (${dropped} without reply tokens dropped), ${prepared.eval.length} held out`);
+
+    let params: Tensor[];
+    if (config.recipe === "qlora") {
+      attachLora(model, {
+        r: config.loraR,
+        alpha: config.loraAlpha,
+        dropout: config.loraDropout,
+        useRslora: config.useRslora,
+        targetModules: config.targetModules,
+      }, seededRandom(config.seed));
+      params = loraParameters(model).flatMap(({ layer }) => [layer.loraA, layer.loraB]);
+    } else {
+      params = model.parameters();
+    }
+    optimizer = new Optimizer(params, config);
+    const trainableCount = params.reduce((n, p) => n + p.size, 0);
+    log(`model: ${model.config.architecture}, ${trainableCount.toLocaleString("en")} trainable parameters, recipe ${config.recipe}`);
+
+    const padId = tokenizer.padId ?? tokenizer.eosIds[0] ?? 0;
+    const epochBatches = (epoch: number) =>
+      config.packing
+        ? packedBatches(examples, config.batchSize, config.maxSeqLen, padId, config.seed, epoch)
+        : lengthGroupedBatches(examples, config.batchSize, padId, config.seed, epoch);
+    let batches = epochBatches(0);
+    const stepsPerEpoch = Math.max(1, Math.ceil(batches.length / config.gradAccum));
+    const totalSteps = config.maxSteps ?? Math.max(1, Math.round(config.epochs * stepsPerEpoch));
+
+    const named = new Map<string, Tensor>([
+      ...params.map((p, i) => [`param.${i}`, p] as [string, Tensor]),
+      ...optimizer.tensors(),
+    ]);
+    const checkpointDir = joinPath(config.out, "checkpoints");
+    let position: TrainingPosition = { step: 0, epoch: 0, batchIndex: 0, rngCounter: getRngCounter(), losses: [], configKey: configKey(config) };
+    if (config.resume) {
+      const restored = await loadTrainingState(checkpointDir, named);
+      if (restored) {
+        if (restored.configKey !== position.configKey) {
+          throw new TypeError(`${checkpointDir}: the checkpoint was made with other settings; resume with the same ones or use a new --out`);
+        }
+        position = restored;
+        setRngCounter(position.rngCounter);
+        batches = epochBatches(position.epoch);
+        log(`resumed at step ${position.step} (epoch ${position.epoch}, batch ${position.batchIndex})`);
+      } else log("no checkpoint to resume from; starting at step 0");
+    }
+
+    const save = async () => {
+      position.rngCounter = getRngCounter();
+      const path = await saveTrainingState(checkpointDir, position, named);
+      hooks.onCheckpoint?.(path);
+      return path;
+    };
+    const nextBatch = (): Batch => {
+      if (position.batchIndex >= batches.length) {
+        position.epoch++;
+        position.batchIndex = 0;
+        batches = epochBatches(position.epoch);
+      }
+      return batches[position.batchIndex++];
+    };
+
+    const started = performance.now();
+    while (position.step < totalSteps) {
+      if (hooks.signal?.aborted) {
+        await save();
+        throw new DOMException(`training cancelled at step ${position.step}`, "AbortError");
+      }
+      const stepStart = performance.now();
+      runtime.pool.resetPeak();
+      const lr = config.lr * lrMultiplier(config.schedule, position.step, config.warmupSteps, totalSteps);
+      const losses: Tensor[] = [];
+      let tokens = 0;
+      for (let micro = 0; micro < config.gradAccum; micro++) {
+        const batch = nextBatch();
+        if (batch.trainable === 0) {
+          throw new RangeError(`step ${position.step + 1}: a batch has no trainable token (all labels are -100)`);
+        }
+        tokens += batch.tokens;
+        const loss = keep(microBatchLoss(model, batch, config.gradientCheckpointing));
+        const scaled = scale(loss, 1 / config.gradAccum);
+        backward(scaled);
+        scaled.dispose();
+        losses.push(loss);
+      }
+      const norm = keep(clipGradNorm(params, config.maxGradNorm));
+      optimizer.step(lr, position.step + 1);
+      zeroGrads(params);
+      let lossSum = 0;
+      for (const l of losses) {
+        lossSum += await l.item();
+        l.dispose();
+      }
+      const gradNorm = await norm.item();
+      norm.dispose();
+      position.step++;
+      const loss = lossSum / losses.length;
+      position.losses.push(loss);
+      const seconds = (performance.now() - stepStart) / 1000;
+      hooks.onStep?.({
+        step: position.step,
+        totalSteps,
+        epoch: position.epoch,
+        loss,
+        lr,
+        grad_norm: gradNorm,
+        tokens_per_second: tokens / seconds,
+        gpu_bytes: runtime.pool.stats().peakAllocatedBytes,
+        elapsedSeconds: (performance.now() - started) / 1000,
+      });
+      if (!Number.isFinite(loss)) throw new RangeError(`loss became ${loss} at step ${position.step}; lower the learning rate`);
+      if (config.sampleEvery > 0 && position.step % config.sampleEvery === 0) {
+        await sample(model, tokenizer, format, prepared.eval.slice(0, 2), position.step, hooks);
+      }
+      if (config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 && position.step < totalSteps) await save();
+    }
+    await save();
+    const trainSeconds = (performance.now() - started) / 1000;
+
+    let adapterDir: string | null = null;
+    let modelDir: string | null = null;
+    if (config.recipe === "qlora") {
+      adapterDir = joinPath(config.out, "adapter");
+      await saveAdapter(model, adapterDir, {
+        r: config.loraR,
+        alpha: config.loraAlpha,
+        dropout: config.loraDropout,
+        useRslora: config.useRslora,
+        targetModules: config.targetModules,
+        baseModel: config.model,
+      });
+    } else {
+      modelDir = joinPath(config.out, "model");
+      await saveModelFolder(model, config.model, modelDir);
+    }
+    const examplesUsed = Math.min(examples.length, totalSteps * config.batchSize * config.gradAccum);
+    const result: TrainResult = { steps: position.step, trainSeconds, examplesUsed, losses: position.losses, evalExamples: prepared.eval, adapterDir, modelDir };
+    await Deno.writeTextFile(
+      joinPath(config.out, "summary.json"),
+      JSON.stringify({ ...result, evalExamples: prepared.eval.length, config }, null, 2) + "\n",
+    );
+    return result;
+  } finally {
+    optimizer?.dispose();
+    model.dispose();
+    runtime.trim();
+  }
+}
+
+async function sample(model: CausalLM, tokenizer: Tokenizer, format: SftFormat, examples: ChatExample[], step: number, hooks: TrainHooks) {
+  for (const ex of examples) {
+    const messages = ex.messages.slice(0, -1);
+    const ids = promptIds(tokenizer, format, messages);
+    const stopIds = tokenizer.eosIds;
+    const { ids: out } = await generate(model, ids, { maxNewTokens: 32, stopIds: format.kind === "plain" ? [...stopIds, ...tokenizer.encode("\n")] : stopIds });
+    const text = tokenizer.decode(out, { skipSpecialTokens: true }).trim();
+    hooks.onSample?.({ step, prompt: messages.at(-1)?.content ?? "", output: text });
+  }
+}

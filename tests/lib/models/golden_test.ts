@@ -1,0 +1,72 @@
+/**
+ * Our Qwen2 and GPT-2 against transformers (tests/fixtures/models, made by tests/goldens/make_model_goldens.py):
+ * last-position logits within 1e-4 (relative, norm-wise over a fixed 2048-id subset), the same argmax and the
+ * same 12 greedy tokens, for Russian and English prompts, raw and chat-templated; the checkpoints cover bf16
+ * sharded, f16, f32 safetensors and pytorch_model.bin, tied and untied heads, and a PEFT adapter applied
+ * unmerged.
+ */
+import { noGrad } from "../../../compute/autograd.ts";
+import { embedding } from "../../../compute/embedding.ts";
+import { matmul } from "../../../compute/matmul.ts";
+import { tensor, tidy } from "../../../compute/tensor.ts";
+import { generate } from "../../../lib/generate/generate.ts";
+import { argmax } from "../../../lib/generate/sampling.ts";
+import { loadAdapter } from "../../../lib/lora/peft.ts";
+import { loadModel } from "../../../lib/models/mod.ts";
+import type { CausalLM } from "../../../lib/models/types.ts";
+import { assertClose, gpuTest } from "../../compute/harness.ts";
+
+const FIXTURES = new URL("../../fixtures/models/", import.meta.url).pathname;
+
+interface Case {
+  name: string;
+  prompt_ids: number[];
+  logits_subset: number[];
+  argmax: number;
+  greedy_ids: number[];
+}
+
+interface ModelGolden {
+  logit_indices: number[];
+  cases: Case[];
+  base?: string;
+}
+
+const goldens = JSON.parse(Deno.readTextFileSync(`${FIXTURES}goldens.json`)) as { models: Record<string, ModelGolden> };
+
+async function lastLogits(model: CausalLM, ids: number[]): Promise<Float32Array> {
+  const out = noGrad(() =>
+    tidy(() => {
+      const t = ids.length;
+      const hidden = model.hidden(tensor(Int32Array.from(ids), [1, t], "i32"), {
+        positions: tensor(Int32Array.from(ids, (_, i) => i), [1, t], "i32"),
+      }).reshape([t, model.hiddenSize]);
+      return matmul(embedding(tensor([t - 1], [1], "i32"), hidden), model.lmHead(), { transB: true });
+    })
+  );
+  const data = (await out.read()) as Float32Array;
+  out.dispose();
+  return data;
+}
+
+async function checkModel(model: CausalLM, golden: ModelGolden): Promise<void> {
+  for (const c of golden.cases) {
+    const logits = await lastLogits(model, c.prompt_ids);
+    assertClose(`${c.name} logits`, golden.logit_indices.map((i) => logits[i]), c.logits_subset, 1e-4);
+    if (argmax(logits) !== c.argmax) throw new Error(`${c.name}: argmax ${argmax(logits)}, transformers ${c.argmax}`);
+    const { ids } = await generate(model, c.prompt_ids, { maxNewTokens: c.greedy_ids.length });
+    if (ids.join() !== c.greedy_ids.join()) throw new Error(`${c.name}: greedy ${ids} vs transformers ${c.greedy_ids}`);
+  }
+}
+
+for (const [name, golden] of Object.entries(goldens.models)) {
+  gpuTest(`golden vs transformers: ${name} — logits ≤ 1e-4, argmax and 12 greedy tokens identical`, async () => {
+    const model = await loadModel(`${FIXTURES}${golden.base ?? name}`);
+    try {
+      if (golden.base) await loadAdapter(model, `${FIXTURES}${name}`);
+      await checkModel(model, golden);
+    } finally {
+      model.dispose();
+    }
+  });
+}
