@@ -26,83 +26,87 @@ export interface AttentionOptions {
 
 type KernelName = "attn_fwd" | "attn_bwd_dq" | "attn_bwd_dkv";
 
+/**
+ * Tile geometry: LANES threads share a row and own two vec4 column groups each, so a 256-thread workgroup
+ * owns ROWS = 256 / LANES rows (query rows in the forward and dQ, keys in dK/dV); TILE rows of the other
+ * operand are staged per step.
+ */
 interface Tiles {
-  BQ: number;
-  BK: number;
+  LANES: number;
+  TILE: number;
 }
 
-/** Tile shapes, largest first; BQ and BK divide the 256-thread workgroup. */
-const TILE_CHOICES: Tiles[] = [
-  { BQ: 32, BK: 32 },
-  { BQ: 32, BK: 16 },
-  { BQ: 16, BK: 32 },
-  { BQ: 16, BK: 16 },
-  { BQ: 16, BK: 8 },
-  { BQ: 8, BK: 32 },
-  { BQ: 8, BK: 16 },
-  { BQ: 8, BK: 8 },
-];
+/** Steps of the other operand, largest first. */
+const TILE_CHOICES = [64, 32, 16, 8];
 
-/** Workgroup arrays (in f32 words) each kernel uses; unused ones get one word. */
-function sharedSizes(kernel: KernelName, headDim: number, { BQ, BK }: Tiles): Record<string, number> {
-  const dp = headDim + 1;
+/** Threads per row: a power of two covering D with 8 columns each, at least 4 (at most 64 rows). */
+function lanesFor(headDim: number): number {
+  let lanes = 4;
+  while (lanes * 8 < headDim && lanes < 256) lanes *= 2;
+  return lanes;
+}
+
+/** Workgroup arrays each kernel uses (vec4s for rows, f32 for scores); unused ones get one element. */
+function sharedSizes(kernel: KernelName, { LANES, TILE }: Tiles): Record<string, number> {
+  const rowVec4s = 2 * LANES + 1;
+  const owned = (256 / LANES) * rowVec4s;
+  const staged = TILE * rowVec4s;
+  const scores = (256 / LANES) * TILE;
   switch (kernel) {
     case "attn_fwd":
       return {
-        SIZE_Q: BQ * dp,
+        SIZE_Q: owned,
         SIZE_DO: 1,
-        SIZE_K: BK * dp,
+        SIZE_K: staged,
         SIZE_V: 1,
-        SIZE_P: BQ * BK,
+        SIZE_P: scores,
         SIZE_DS: 1,
         SIZE_ROW: 1,
       };
     case "attn_bwd_dq":
       return {
-        SIZE_Q: BQ * dp,
-        SIZE_DO: BQ * dp,
-        SIZE_K: BK * dp,
-        SIZE_V: BK * dp,
+        SIZE_Q: owned,
+        SIZE_DO: owned,
+        SIZE_K: staged,
+        SIZE_V: staged,
         SIZE_P: 1,
-        SIZE_DS: BQ * BK,
+        SIZE_DS: scores,
         SIZE_ROW: 1,
       };
     case "attn_bwd_dkv":
       return {
-        SIZE_Q: BQ * dp,
-        SIZE_DO: BQ * dp,
-        SIZE_K: BK * dp,
-        SIZE_V: BK * dp,
-        SIZE_P: BQ * BK,
-        SIZE_DS: BQ * BK,
-        SIZE_ROW: 2 * BQ,
+        SIZE_Q: staged,
+        SIZE_DO: staged,
+        SIZE_K: owned,
+        SIZE_V: owned,
+        SIZE_P: scores,
+        SIZE_DS: scores,
+        SIZE_ROW: 2 * TILE,
       };
   }
 }
 
+function sharedBytes(sizes: Record<string, number>): number {
+  const { SIZE_P, SIZE_DS, SIZE_ROW, ...vec4s } = sizes;
+  return 16 * Object.values(vec4s).reduce((a, b) => a + b, 0) + 4 * (SIZE_P + SIZE_DS + SIZE_ROW);
+}
+
 const tileCache = new Map<string, Tiles>();
 
-/**
- * The largest tiles whose workgroup arrays fit the device; a forward over few query rows per kv head
- * (decoding) takes the smallest query tile so most threads are not idle.
- */
-function chooseTiles(kernel: KernelName, headDim: number, rows: number): Tiles {
-  const key = `${kernel}|${headDim}|${rows <= 8}`;
+/** The largest step whose workgroup arrays fit the device. */
+function chooseTiles(kernel: KernelName, headDim: number): Tiles {
+  const key = `${kernel}|${headDim}`;
   const cached = tileCache.get(key);
   if (cached) return cached;
   const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
-  const fits = (t: Tiles) => {
-    const words = Object.values(sharedSizes(kernel, headDim, t)).reduce((a, b) => a + b, 0);
-    return words * 4 <= limit;
-  };
-  const candidates = TILE_CHOICES.filter(fits);
-  if (candidates.length === 0) {
+  const LANES = lanesFor(headDim);
+  const TILE = TILE_CHOICES.find((TILE) => sharedBytes(sharedSizes(kernel, { LANES, TILE })) <= limit);
+  if (TILE === undefined) {
     throw new RangeError(
-      `attention: head dim ${headDim} needs more workgroup memory than this device's ${limit}`,
+      `attention: head dim ${headDim} needs more workgroup memory than this device's ${limit} bytes`,
     );
   }
-  const small = kernel === "attn_fwd" && rows <= 8 ? candidates.find((t) => t.BQ === 8) : undefined;
-  const tiles = small ?? candidates[0];
+  const tiles = { LANES, TILE };
   tileCache.set(key, tiles);
   return tiles;
 }
@@ -117,16 +121,21 @@ function kernelSpec(
   return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes } };
 }
 
-function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number, rows: number) {
-  const tiles = chooseTiles(kernel, headDim, rows);
-  return { spec: kernelSpec(kernel, bindings, headDim, tiles, sharedSizes(kernel, headDim, tiles)), tiles };
+/** A tiled kernel's spec and its tiles; `rows` (owned rows per workgroup) is 256 / LANES. */
+function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number) {
+  const tiles = chooseTiles(kernel, headDim);
+  return {
+    spec: kernelSpec(kernel, bindings, headDim, tiles, sharedSizes(kernel, tiles)),
+    rows: 256 / tiles.LANES,
+    step: tiles.TILE,
+  };
 }
 
 const NO_SHARED = { SIZE_Q: 1, SIZE_DO: 1, SIZE_K: 1, SIZE_V: 1, SIZE_P: 1, SIZE_DS: 1, SIZE_ROW: 1 };
 
 /** Specs of the one-thread-per-element kernels (no workgroup arrays in use, tiles irrelevant). */
 function flatSpec(entry: string, bindings: KernelSpec["bindings"], headDim: number): KernelSpec {
-  return kernelSpec(entry, bindings, headDim, { BQ: 8, BK: 8 }, NO_SHARED);
+  return kernelSpec(entry, bindings, headDim, { LANES: 4, TILE: 8 }, NO_SHARED);
 }
 
 interface Geometry {
@@ -215,13 +224,12 @@ function attentionForward(
   lse: Tensor,
 ): void {
   const rows = g.T * (g.Hq / g.Hkv);
-  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D, rows);
-  const { BQ, BK } = fwd.tiles;
-  const queryTiles = Math.ceil(rows / BQ);
-  const keyTiles = Math.ceil(g.S / BK);
+  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D);
+  const queryTiles = Math.ceil(rows / fwd.rows);
+  const keyTiles = Math.ceil(g.S / fwd.step);
   const wanted = Math.floor(TARGET_WORKGROUPS / Math.max(1, queryTiles * g.Hkv * g.B));
   let splits = Math.max(1, Math.min(wanted, Math.floor(keyTiles / MIN_TILES_PER_SPLIT)));
-  const splitLen = Math.ceil(keyTiles / splits) * BK;
+  const splitLen = Math.ceil(keyTiles / splits) * fwd.step;
   splits = Math.max(1, Math.ceil(g.S / splitLen));
   const n = out.size;
   const bindings = [q.range, k.range, v.range, (mask ?? q).range];
@@ -306,10 +314,9 @@ function attentionBackward(
   let dv: Tensor | null = null;
   if (wantQ) {
     dq = empty(q.shape); // dq: [B, T, Hq, D]
-    const rows = g.T * (g.Hq / g.Hkv);
-    const bwd = tiledSpec("attn_bwd_dq", [...READS_7, "write"], g.D, rows);
+    const bwd = tiledSpec("attn_bwd_dq", [...READS_7, "write"], g.D);
     rt().dispatch(bwd.spec, attnParams(g, mask, causal), [...common, dq.range], [
-      Math.ceil(rows / bwd.tiles.BQ),
+      Math.ceil((g.T * (g.Hq / g.Hkv)) / bwd.rows),
       g.Hkv,
       g.B,
     ]);
@@ -317,9 +324,9 @@ function attentionBackward(
   if (wantKV) {
     dk = empty(k.shape); // dk, dv: [B, kvRows, Hkv, D]
     dv = empty(v.shape);
-    const bwd = tiledSpec("attn_bwd_dkv", [...READS_7, "write", "write"], g.D, g.T);
+    const bwd = tiledSpec("attn_bwd_dkv", [...READS_7, "write", "write"], g.D);
     rt().dispatch(bwd.spec, attnParams(g, mask, causal), [...common, dk.range, dv.range], [
-      Math.ceil(g.kvRows / bwd.tiles.BK),
+      Math.ceil(g.kvRows / bwd.rows),
       g.Hkv,
       g.B,
     ]);

@@ -7,7 +7,11 @@
 // the group's query heads, so one K/V tile serves every query head that reads it (and decoding, T = 1, still
 // fills a tile). The forward may also split the keys among workgroups (flash-decoding) when too few query
 // tiles exist to fill the GPU; attn_combine then merges the per-split outputs by their logsumexps.
-// HEAD_DIM, the tile sizes BQ (query rows) / BK (keys) and the workgroup array sizes are text defines.
+// Tiles: ROWS rows owned by threads (query rows in the forward and dQ, keys in dK/dV), LANES threads per row,
+// each accumulating two vec4 column groups in registers (named variables, not arrays: GPU compilers keep
+// loop-indexed arrays in slow local memory); TILE rows of the other operand per step. Rows live in workgroup
+// memory as vec4s, padded to D4 = 2 * LANES columns (zeros past D) plus one vec4 to spread rows over banks.
+// HEAD_DIM, LANES, TILE and the workgroup array sizes are text defines.
 
 struct Params {
   T: u32,
@@ -30,23 +34,20 @@ struct Params {
 
 const WG: u32 = 256u;
 const D: u32 = {{HEAD_DIM}}u;
-// Shared-memory rows are padded by one word so threads reading different rows at the same column hit
-// different banks.
-const DP: u32 = D + 1u;
-const BQ: u32 = {{BQ}}u;
-const BK: u32 = {{BK}}u;
-// Threads sharing one query row (forward, dQ) or one key row (dK/dV); each owns every LANES-th column.
-const Q_LANES: u32 = WG / BQ;
-const K_LANES: u32 = WG / BK;
-const DL_Q: u32 = (D + Q_LANES - 1u) / Q_LANES;
-const DL_K: u32 = (D + K_LANES - 1u) / K_LANES;
+const LANES: u32 = {{LANES}}u;
+const ROWS: u32 = WG / LANES;
+const TILE: u32 = {{TILE}}u;
+const D4: u32 = 2u * LANES;
+const DP4: u32 = D4 + 1u;
+// vec4 columns holding data (the rest of D4 is zero padding).
+const DV4: u32 = (D + 3u) / 4u;
 // Score of a key a query may not see; finite so that exp(MASKED - MASKED) stays 1 while nothing is seen.
 const MASKED: f32 = -1.0e30;
 
-var<workgroup> sh_q: array<f32, {{SIZE_Q}}>;
-var<workgroup> sh_do: array<f32, {{SIZE_DO}}>;
-var<workgroup> sh_k: array<f32, {{SIZE_K}}>;
-var<workgroup> sh_v: array<f32, {{SIZE_V}}>;
+var<workgroup> sh_q: array<vec4f, {{SIZE_Q}}>;
+var<workgroup> sh_do: array<vec4f, {{SIZE_DO}}>;
+var<workgroup> sh_k: array<vec4f, {{SIZE_K}}>;
+var<workgroup> sh_v: array<vec4f, {{SIZE_V}}>;
 var<workgroup> sh_p: array<f32, {{SIZE_P}}>;
 var<workgroup> sh_ds: array<f32, {{SIZE_DS}}>;
 var<workgroup> sh_row: array<f32, {{SIZE_ROW}}>;
@@ -55,6 +56,7 @@ var<workgroup> sh_row: array<f32, {{SIZE_ROW}}>;
 @group(0) @binding(2) var<storage, read> k_in: array<f32>;
 @group(0) @binding(3) var<storage, read> v_in: array<f32>;
 @group(0) @binding(4) var<storage, read> key_mask: array<i32>;
+@group(0) @binding(5) var<storage, read> grad_out: array<f32>;
 
 fn q_index(b: u32, t: u32, h: u32) -> u32 {
   return ((b * p.T + t) * p.Hq + h) * D;
@@ -66,6 +68,37 @@ fn kv_index(b: u32, s: u32, hk: u32) -> u32 {
 
 fn row_index(b: u32, h: u32, t: u32) -> u32 {
   return (b * p.Hq + h) * p.T + t;
+}
+
+// Element c of a row at `base` (clamped inside the row, zero past D).
+fn col(c: u32) -> u32 {
+  return min(c, D - 1u);
+}
+
+// Columns 4j..4j+3 of the row at `base` of each input, zero past D.
+fn load_q4(base: u32, j: u32) -> vec4f {
+  let c = 4u * j;
+  return select(vec4f(0.0), vec4f(q_in[base + col(c)], q_in[base + col(c + 1u)], q_in[base + col(c + 2u)],
+    q_in[base + col(c + 3u)]), vec4<bool>(c < D, c + 1u < D, c + 2u < D, c + 3u < D));
+}
+
+fn load_k4(base: u32, j: u32) -> vec4f {
+  let c = 4u * j;
+  return select(vec4f(0.0), vec4f(k_in[base + col(c)], k_in[base + col(c + 1u)], k_in[base + col(c + 2u)],
+    k_in[base + col(c + 3u)]), vec4<bool>(c < D, c + 1u < D, c + 2u < D, c + 3u < D));
+}
+
+fn load_v4(base: u32, j: u32) -> vec4f {
+  let c = 4u * j;
+  return select(vec4f(0.0), vec4f(v_in[base + col(c)], v_in[base + col(c + 1u)], v_in[base + col(c + 2u)],
+    v_in[base + col(c + 3u)]), vec4<bool>(c < D, c + 1u < D, c + 2u < D, c + 3u < D));
+}
+
+fn load_do4(base: u32, j: u32) -> vec4f {
+  let c = 4u * j;
+  return select(vec4f(0.0), vec4f(grad_out[base + col(c)], grad_out[base + col(c + 1u)],
+    grad_out[base + col(c + 2u)], grad_out[base + col(c + 3u)]),
+    vec4<bool>(c < D, c + 1u < D, c + 2u < D, c + 3u < D));
 }
 
 // Whether query t (t < T) of batch b attends to key s.
@@ -85,11 +118,24 @@ fn row_head(hk: u32, rho: u32) -> u32 {
   return hk * p.group + rho % p.group;
 }
 
-// One past the last key any row of the tile starting at row r0 may see.
+// One past the last key any row of the query-row tile starting at r0 may see.
 fn keys_end(r0: u32) -> u32 {
   if (p.causal == 0u) { return p.S; }
-  let t_last = (min(r0 + BQ, p.T * p.group) - 1u) / p.group;
+  let t_last = (min(r0 + ROWS, p.T * p.group) - 1u) / p.group;
   return min(p.S, p.S - p.T + t_last + 1u);
+}
+
+// Dot product of two workgroup rows over their data columns.
+fn dot_qk(qa: u32, kb: u32) -> f32 {
+  var sum = 0.0;
+  for (var j = 0u; j < DV4; j++) { sum += dot(sh_q[qa + j], sh_k[kb + j]); }
+  return sum;
+}
+
+fn dot_dov(da: u32, vb: u32) -> f32 {
+  var sum = 0.0;
+  for (var j = 0u; j < DV4; j++) { sum += dot(sh_do[da + j], sh_v[vb + j]); }
+  return sum;
 }
 
 // ---- forward: one workgroup per (query-row tile x key split, kv head, batch) ----
@@ -103,67 +149,62 @@ fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wi
   let b = wid.z;
   let hk = wid.y;
   let split = wid.x % p.splits;
-  let r0 = (wid.x / p.splits) * BQ;
+  let r0 = (wid.x / p.splits) * ROWS;
   let rows = p.T * p.group;
-  let r = tid / Q_LANES;
-  let lane = tid % Q_LANES;
+  let r = tid / LANES;
+  let lane = tid % LANES;
   let rho = r0 + r;
   let t = row_query(rho);
 
-  for (var i = tid; i < BQ * D; i += WG) {
-    let row = i / D;
-    var x = 0.0;
-    if (r0 + row < rows) { x = q_in[q_index(b, row_query(r0 + row), row_head(hk, r0 + row)) + i % D]; }
-    sh_q[row * DP + i % D] = x;
+  for (var i = tid; i < ROWS * D4; i += WG) {
+    let row = i / D4;
+    var x = vec4f(0.0);
+    if (r0 + row < rows) { x = load_q4(q_index(b, row_query(r0 + row), row_head(hk, r0 + row)), i % D4); }
+    sh_q[row * DP4 + i % D4] = x;
   }
   var m = MASKED;
   var l = 0.0;
-  var acc: array<f32, DL_Q>;
-  for (var i = 0u; i < DL_Q; i++) { acc[i] = 0.0; }
+  var acc_lo = vec4f(0.0);
+  var acc_hi = vec4f(0.0);
 
   let k_begin = split * p.split_len;
   let kv_end = min(keys_end(r0), k_begin + p.split_len);
-  for (var k0 = k_begin; k0 < kv_end; k0 += BK) {
-    for (var i = tid; i < BK * D; i += WG) {
-      let row = i / D;
-      var x = 0.0;
-      if (k0 + row < p.S) { x = k_in[kv_index(b, k0 + row, hk) + i % D]; }
-      sh_k[row * DP + i % D] = x;
+  for (var k0 = k_begin; k0 < kv_end; k0 += TILE) {
+    for (var i = tid; i < TILE * D4; i += WG) {
+      let row = i / D4;
+      var x = vec4f(0.0);
+      if (k0 + row < p.S) { x = load_k4(kv_index(b, k0 + row, hk), i % D4); }
+      sh_k[row * DP4 + i % D4] = x;
     }
     workgroupBarrier();
-    for (var c = lane; c < BK; c += Q_LANES) {
+    for (var c = lane; c < TILE; c += LANES) {
       var s = MASKED;
-      if (rho < rows && key_visible(b, t, k0 + c)) {
-        var dot = 0.0;
-        for (var d = 0u; d < D; d++) { dot = fma(sh_q[r * DP + d], sh_k[c * DP + d], dot); }
-        s = dot * p.scale;
-      }
-      sh_p[r * BK + c] = s;
+      if (rho < rows && key_visible(b, t, k0 + c)) { s = dot_qk(r * DP4, c * DP4) * p.scale; }
+      sh_p[r * TILE + c] = s;
     }
     workgroupBarrier();
     // V reuses the K tile's memory (the scores are done with it).
-    for (var i = tid; i < BK * D; i += WG) {
-      let row = i / D;
-      var x = 0.0;
-      if (k0 + row < p.S) { x = v_in[kv_index(b, k0 + row, hk) + i % D]; }
-      sh_k[row * DP + i % D] = x;
+    for (var i = tid; i < TILE * D4; i += WG) {
+      let row = i / D4;
+      var x = vec4f(0.0);
+      if (k0 + row < p.S) { x = load_v4(kv_index(b, k0 + row, hk), i % D4); }
+      sh_k[row * DP4 + i % D4] = x;
     }
     var m_new = m;
-    for (var c = 0u; c < BK; c++) { m_new = max(m_new, sh_p[r * BK + c]); }
+    for (var c = 0u; c < TILE; c++) { m_new = max(m_new, sh_p[r * TILE + c]); }
     workgroupBarrier();
     let rescale = exp(m - m_new);
     l *= rescale;
-    for (var i = 0u; i < DL_Q; i++) { acc[i] *= rescale; }
+    acc_lo *= rescale;
+    acc_hi *= rescale;
     m = m_new;
-    for (var c = 0u; c < BK; c++) {
-      let s = sh_p[r * BK + c];
+    for (var c = 0u; c < TILE; c++) {
+      let s = sh_p[r * TILE + c];
       var pr = 0.0;
       if (s != MASKED) { pr = exp(s - m); }
       l += pr;
-      for (var i = 0u; i < DL_Q; i++) {
-        let d = lane + i * Q_LANES;
-        if (d < D) { acc[i] = fma(pr, sh_k[c * DP + d], acc[i]); }
-      }
+      acc_lo = fma(vec4f(pr), sh_k[c * DP4 + lane], acc_lo);
+      acc_hi = fma(vec4f(pr), sh_k[c * DP4 + lane + LANES], acc_hi);
     }
     workgroupBarrier();
   }
@@ -174,9 +215,11 @@ fn attn_fwd(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wi
     var inv = 0.0;
     if (l > 0.0) { inv = 1.0 / l; }
     let base = split * p.n + q_index(b, t, h);
-    for (var i = 0u; i < DL_Q; i++) {
-      let d = lane + i * Q_LANES;
-      if (d < D) { fwd_out[base + d] = acc[i] * inv; }
+    let lo = acc_lo * inv;
+    let hi = acc_hi * inv;
+    for (var e = 0u; e < 4u; e++) {
+      if (4u * lane + e < D) { fwd_out[base + 4u * lane + e] = lo[e]; }
+      if (4u * (lane + LANES) + e < D) { fwd_out[base + 4u * (lane + LANES) + e] = hi[e]; }
     }
     if (lane == 0u) {
       var lse = MASKED;
@@ -244,7 +287,6 @@ fn attn_bwd_delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   delta_out[row_index(b, h, t)] = sum;
 }
 
-@group(0) @binding(5) var<storage, read> grad_out: array<f32>;
 @group(0) @binding(6) var<storage, read> lse_in: array<f32>;
 @group(0) @binding(7) var<storage, read> delta_in: array<f32>;
 
@@ -255,25 +297,25 @@ fn attn_bwd_delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
 fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
   let b = wid.z;
   let hk = wid.y;
-  let r0 = wid.x * BQ;
+  let r0 = wid.x * ROWS;
   let rows = p.T * p.group;
-  let r = tid / Q_LANES;
-  let lane = tid % Q_LANES;
+  let r = tid / LANES;
+  let lane = tid % LANES;
   let rho = r0 + r;
   let t = row_query(rho);
   let h = row_head(hk, rho);
 
-  for (var i = tid; i < BQ * D; i += WG) {
-    let row = i / D;
-    var x = 0.0;
-    var g = 0.0;
+  for (var i = tid; i < ROWS * D4; i += WG) {
+    let row = i / D4;
+    var x = vec4f(0.0);
+    var g = vec4f(0.0);
     if (r0 + row < rows) {
-      let at = q_index(b, row_query(r0 + row), row_head(hk, r0 + row)) + i % D;
-      x = q_in[at];
-      g = grad_out[at];
+      let at = q_index(b, row_query(r0 + row), row_head(hk, r0 + row));
+      x = load_q4(at, i % D4);
+      g = load_do4(at, i % D4);
     }
-    sh_q[row * DP + i % D] = x;
-    sh_do[row * DP + i % D] = g;
+    sh_q[row * DP4 + i % D4] = x;
+    sh_do[row * DP4 + i % D4] = g;
   }
   var lse = 0.0;
   var delta = 0.0;
@@ -281,52 +323,47 @@ fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     lse = lse_in[row_index(b, h, t)];
     delta = delta_in[row_index(b, h, t)];
   }
-  var acc: array<f32, DL_Q>;
-  for (var i = 0u; i < DL_Q; i++) { acc[i] = 0.0; }
+  var acc_lo = vec4f(0.0);
+  var acc_hi = vec4f(0.0);
 
   let kv_end = keys_end(r0);
-  for (var k0 = 0u; k0 < kv_end; k0 += BK) {
-    for (var i = tid; i < BK * D; i += WG) {
-      let row = i / D;
-      var x = 0.0;
-      var y = 0.0;
+  for (var k0 = 0u; k0 < kv_end; k0 += TILE) {
+    for (var i = tid; i < TILE * D4; i += WG) {
+      let row = i / D4;
+      var x = vec4f(0.0);
+      var y = vec4f(0.0);
       if (k0 + row < p.S) {
-        x = k_in[kv_index(b, k0 + row, hk) + i % D];
-        y = v_in[kv_index(b, k0 + row, hk) + i % D];
+        x = load_k4(kv_index(b, k0 + row, hk), i % D4);
+        y = load_v4(kv_index(b, k0 + row, hk), i % D4);
       }
-      sh_k[row * DP + i % D] = x;
-      sh_v[row * DP + i % D] = y;
+      sh_k[row * DP4 + i % D4] = x;
+      sh_v[row * DP4 + i % D4] = y;
     }
     workgroupBarrier();
-    for (var c = lane; c < BK; c += Q_LANES) {
+    for (var c = lane; c < TILE; c += LANES) {
       var ds = 0.0;
       if (rho < rows && key_visible(b, t, k0 + c)) {
-        var dot = 0.0;
-        var dp = 0.0;
-        for (var d = 0u; d < D; d++) {
-          dot = fma(sh_q[r * DP + d], sh_k[c * DP + d], dot);
-          dp = fma(sh_do[r * DP + d], sh_v[c * DP + d], dp);
-        }
-        ds = exp(dot * p.scale - lse) * (dp - delta);
+        let pr = exp(dot_qk(r * DP4, c * DP4) * p.scale - lse);
+        ds = pr * (dot_dov(r * DP4, c * DP4) - delta);
       }
-      sh_ds[r * BK + c] = ds;
+      sh_ds[r * TILE + c] = ds;
     }
     workgroupBarrier();
-    for (var c = 0u; c < BK; c++) {
-      let ds = sh_ds[r * BK + c];
-      for (var i = 0u; i < DL_Q; i++) {
-        let d = lane + i * Q_LANES;
-        if (d < D) { acc[i] = fma(ds, sh_k[c * DP + d], acc[i]); }
-      }
+    for (var c = 0u; c < TILE; c++) {
+      let ds = sh_ds[r * TILE + c];
+      acc_lo = fma(vec4f(ds), sh_k[c * DP4 + lane], acc_lo);
+      acc_hi = fma(vec4f(ds), sh_k[c * DP4 + lane + LANES], acc_hi);
     }
     workgroupBarrier();
   }
 
   if (rho < rows) {
     let base = q_index(b, t, h);
-    for (var i = 0u; i < DL_Q; i++) {
-      let d = lane + i * Q_LANES;
-      if (d < D) { dq_out[base + d] = acc[i] * p.scale; }
+    let lo = acc_lo * p.scale;
+    let hi = acc_hi * p.scale;
+    for (var e = 0u; e < 4u; e++) {
+      if (4u * lane + e < D) { dq_out[base + 4u * lane + e] = lo[e]; }
+      if (4u * (lane + LANES) + e < D) { dq_out[base + 4u * (lane + LANES) + e] = hi[e]; }
     }
   }
 }
@@ -339,28 +376,26 @@ fn attn_bwd_dq(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
 fn attn_bwd_dkv(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
   let b = wid.z;
   let hk = wid.y;
-  let k0 = wid.x * BK;
-  let j = tid / K_LANES;
-  let lane = tid % K_LANES;
+  let k0 = wid.x * ROWS;
+  let j = tid / LANES;
+  let lane = tid % LANES;
   let s = k0 + j;
 
-  for (var i = tid; i < BK * D; i += WG) {
-    let row = i / D;
-    var x = 0.0;
-    var y = 0.0;
+  for (var i = tid; i < ROWS * D4; i += WG) {
+    let row = i / D4;
+    var x = vec4f(0.0);
+    var y = vec4f(0.0);
     if (k0 + row < p.S) {
-      x = k_in[kv_index(b, k0 + row, hk) + i % D];
-      y = v_in[kv_index(b, k0 + row, hk) + i % D];
+      x = load_k4(kv_index(b, k0 + row, hk), i % D4);
+      y = load_v4(kv_index(b, k0 + row, hk), i % D4);
     }
-    sh_k[row * DP + i % D] = x;
-    sh_v[row * DP + i % D] = y;
+    sh_k[row * DP4 + i % D4] = x;
+    sh_v[row * DP4 + i % D4] = y;
   }
-  var dk: array<f32, DL_K>;
-  var dv: array<f32, DL_K>;
-  for (var i = 0u; i < DL_K; i++) {
-    dk[i] = 0.0;
-    dv[i] = 0.0;
-  }
+  var dk_lo = vec4f(0.0);
+  var dk_hi = vec4f(0.0);
+  var dv_lo = vec4f(0.0);
+  var dv_hi = vec4f(0.0);
   // Causal: the first query that can see key k0 sits at position k0, i.e. t = k0 - (S - T).
   var t_start = 0u;
   if (p.causal != 0u && k0 + p.T > p.S) { t_start = k0 + p.T - p.S; }
@@ -368,20 +403,19 @@ fn attn_bwd_dkv(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id
 
   for (var g = 0u; g < p.group; g++) {
     let h = hk * p.group + g;
-    for (var q0 = t_start; q0 < p.T; q0 += BQ) {
-      for (var i = tid; i < BQ * D; i += WG) {
-        let row = i / D;
-        let tq = q0 + row;
-        var x = 0.0;
-        var y = 0.0;
-        if (tq < p.T) {
-          x = q_in[q_index(b, tq, h) + i % D];
-          y = grad_out[q_index(b, tq, h) + i % D];
+    for (var q0 = t_start; q0 < p.T; q0 += TILE) {
+      for (var i = tid; i < TILE * D4; i += WG) {
+        let row = i / D4;
+        var x = vec4f(0.0);
+        var y = vec4f(0.0);
+        if (q0 + row < p.T) {
+          x = load_q4(q_index(b, q0 + row, h), i % D4);
+          y = load_do4(q_index(b, q0 + row, h), i % D4);
         }
-        sh_q[row * DP + i % D] = x;
-        sh_do[row * DP + i % D] = y;
+        sh_q[row * DP4 + i % D4] = x;
+        sh_do[row * DP4 + i % D4] = y;
       }
-      for (var i = tid; i < BQ; i += WG) {
+      for (var i = tid; i < TILE; i += WG) {
         var lse = 0.0;
         var delta = 0.0;
         if (q0 + i < p.T) {
@@ -389,36 +423,27 @@ fn attn_bwd_dkv(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id
           delta = delta_in[row_index(b, h, q0 + i)];
         }
         sh_row[i] = lse;
-        sh_row[BQ + i] = delta;
+        sh_row[TILE + i] = delta;
       }
       workgroupBarrier();
-      for (var c = lane; c < BQ; c += K_LANES) {
+      for (var c = lane; c < TILE; c += LANES) {
         var pr = 0.0;
         var ds = 0.0;
         if (q0 + c < p.T && key_visible(b, q0 + c, s)) {
-          var dot = 0.0;
-          var dp = 0.0;
-          for (var d = 0u; d < D; d++) {
-            dot = fma(sh_k[j * DP + d], sh_q[c * DP + d], dot);
-            dp = fma(sh_v[j * DP + d], sh_do[c * DP + d], dp);
-          }
-          pr = exp(dot * p.scale - sh_row[c]);
-          ds = pr * (dp - sh_row[BQ + c]);
+          pr = exp(dot_qk(c * DP4, j * DP4) * p.scale - sh_row[c]);
+          ds = pr * (dot_dov(c * DP4, j * DP4) - sh_row[TILE + c]);
         }
-        sh_p[j * BQ + c] = pr;
-        sh_ds[j * BQ + c] = ds;
+        sh_p[j * TILE + c] = pr;
+        sh_ds[j * TILE + c] = ds;
       }
       workgroupBarrier();
-      for (var c = 0u; c < BQ; c++) {
-        let pr = sh_p[j * BQ + c];
-        let ds = sh_ds[j * BQ + c];
-        for (var i = 0u; i < DL_K; i++) {
-          let d = lane + i * K_LANES;
-          if (d < D) {
-            dv[i] = fma(pr, sh_do[c * DP + d], dv[i]);
-            dk[i] = fma(ds, sh_q[c * DP + d], dk[i]);
-          }
-        }
+      for (var c = 0u; c < TILE; c++) {
+        let pr = vec4f(sh_p[j * TILE + c]);
+        let ds = vec4f(sh_ds[j * TILE + c]);
+        dv_lo = fma(pr, sh_do[c * DP4 + lane], dv_lo);
+        dv_hi = fma(pr, sh_do[c * DP4 + lane + LANES], dv_hi);
+        dk_lo = fma(ds, sh_q[c * DP4 + lane], dk_lo);
+        dk_hi = fma(ds, sh_q[c * DP4 + lane + LANES], dk_hi);
       }
       workgroupBarrier();
     }
@@ -427,11 +452,16 @@ fn attn_bwd_dkv(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id
   // Rows past the S keys (unused cache rows) get zero gradients.
   if (s < p.kv_rows) {
     let base = kv_index(b, s, hk);
-    for (var i = 0u; i < DL_K; i++) {
-      let d = lane + i * K_LANES;
-      if (d < D) {
-        dk_out[base + d] = dk[i] * p.scale;
-        dv_out[base + d] = dv[i];
+    dk_lo *= p.scale;
+    dk_hi *= p.scale;
+    for (var e = 0u; e < 4u; e++) {
+      if (4u * lane + e < D) {
+        dk_out[base + 4u * lane + e] = dk_lo[e];
+        dv_out[base + 4u * lane + e] = dv_lo[e];
+      }
+      if (4u * (lane + LANES) + e < D) {
+        dk_out[base + 4u * (lane + LANES) + e] = dk_hi[e];
+        dv_out[base + 4u * (lane + LANES) + e] = dv_hi[e];
       }
     }
   }

@@ -4,7 +4,7 @@
  * releases the graph. Leaves that require gradients receive `.grad`, accumulated across backward calls
  * (gradient accumulation) until the optimizer zeroes them.
  */
-import { type GradNode, keep, type Tensor, tidy } from "./tensor.ts";
+import { type GradNode, keep, setReshapeHook, type Tensor, tidy } from "./tensor.ts";
 
 /** Computes the gradients of an op's inputs from its output gradient; null where an input needs none. */
 export type BackwardFn = (gradOutput: Tensor, saved: Tensor[]) => (Tensor | null)[];
@@ -61,7 +61,7 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
  */
 export function record(output: Tensor, inputs: Tensor[], saved: Tensor[], backward: BackwardFn): void {
   if (!needsGrad(...inputs)) return;
-  const node = new Node(output, inputs, saved.map((t) => keep(t.reshape(t.shape))), backward);
+  const node = new Node(output, inputs, saved.map((t) => keep(t.view())), backward);
   output.requiresGrad = true;
   output.node = node;
   tapes.at(-1)!.push(node);
@@ -74,6 +74,8 @@ function recordAlways(output: Tensor, inputs: Tensor[], saved: Tensor[], backwar
   output.node = node;
   tapes.at(-1)!.push(node);
 }
+
+setReshapeHook((from, to) => record(to, [from], [], (g) => [g.reshape(from.shape)]));
 
 /** Drops the recorded graph without computing gradients (e.g. after an evaluation forward with grad on). */
 export function clearTape(): void {
@@ -177,14 +179,14 @@ export function checkpoint(block: (...inputs: Tensor[]) => Tensor, inputs: Tenso
   if (!gradEnabled) return block(...inputs);
   const rngAtForward = rngCounter;
   const output = noGrad(() => tidy(() => block(...inputs)));
-  const savedInputs = inputs.map((t) => keep(t.reshape(t.shape)));
+  const savedInputs = inputs.map((t) => keep(t.view()));
   recordAlways(output, inputs, savedInputs, (gradOutput, saved) => {
     tapes.push([]);
     const rngAfter = rngCounter;
     rngCounter = rngAtForward;
     try {
       const detached = saved.map((t, k) => {
-        const d = keep(t.reshape(t.shape));
+        const d = keep(t.view());
         d.requiresGrad = inputs[k].requiresGrad;
         return d;
       });

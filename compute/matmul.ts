@@ -23,6 +23,9 @@ interface Tile {
   TN: number;
 }
 
+/** Longest reduction one dispatch performs. */
+const K_SPLIT = 16384;
+
 const LARGE: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 2, TN: 2 };
 
@@ -130,24 +133,28 @@ export function matmulInto(
     throw new RangeError(`matmul: output ${shapeString(out.shape)} does not hold ${batch}x${m}x${n}`);
   }
   const tile = tileFor(m, n);
-  const params = new Params().u32(
-    m,
-    n,
-    k,
-    bias ? 1 : 0,
-    aShared ? 0 : m * k,
-    bShared ? 0 : k * n,
-    m * n,
-    accumulate ? 1 : 0,
-  );
-  rt().dispatch(
-    kernel(tile, transA, transB, storage),
-    params,
-    b instanceof Tensor
-      ? [a.range, b.range, (bias ?? a).range, out.range]
-      : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range],
-    [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), batch],
-  );
+  const spec = kernel(tile, transA, transB, storage);
+  const buffers = b instanceof Tensor
+    ? [a.range, b.range, (bias ?? a).range, out.range]
+    : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range];
+  // Reductions longer than K_SPLIT run as several dispatches accumulating into C: Mesa's CPU driver caps a
+  // shader loop at 65535 iterations, and shorter dispatches also keep a GPU's watchdog quiet.
+  for (let k0 = 0; k0 < Math.max(k, 1); k0 += K_SPLIT) {
+    const first = k0 === 0;
+    const params = new Params().u32(
+      m,
+      n,
+      k,
+      first && bias ? 1 : 0,
+      aShared ? 0 : m * k,
+      bShared ? 0 : k * n,
+      m * n,
+      accumulate || !first ? 1 : 0,
+      k0,
+      Math.min(k, k0 + K_SPLIT),
+    );
+    rt().dispatch(spec, params, buffers, [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), batch]);
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
 // Batched GEMM: C[b] = op(A[b]) @ op(B[b]) (+ bias), f32 accumulation.
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N]; a batch stride of 0
 // shares an operand across the batch. B_DECL declares B and `load_b(index) -> f32`: f32, f16 or NF4-packed
-// (frozen weights, dequantised as they are loaded into the tile).
+// (frozen weights, dequantised as they are loaded into the tile). One dispatch covers k in [k_begin, k_end):
+// long reductions are split over several accumulating dispatches (see matmul.ts).
 // Register-blocked: a workgroup computes a BM x BN tile; each thread TM x TN outputs, strided by the thread
 // grid so shared-memory reads are conflict-free and global stores coalesce.
 
@@ -14,6 +15,8 @@ struct Params {
   stride_b: u32,
   stride_c: u32,
   accumulate: u32,
+  k_begin: u32,
+  k_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -48,7 +51,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var acc: array<f32, TM * TN>;
   for (var i = 0u; i < TM * TN; i++) { acc[i] = 0.0; }
 
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+  for (var k0 = p.k_begin; k0 < p.k_end; k0 += BK) {
     for (var i = tid; i < BM * BK; i += THREADS) {
       var m: u32;
       var k: u32;
@@ -56,7 +59,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let gm = row0 + m;
       let gk = k0 + k;
       var v = 0.0;
-      if (gm < p.M && gk < p.K) {
+      if (gm < p.M && gk < p.k_end) {
         if (TRANS_A) { v = A[a_base + gk * p.M + gm]; } else { v = A[a_base + gm * p.K + gk]; }
       }
       tile_a[k * BM + m] = v;
@@ -68,7 +71,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let gn = col0 + n;
       let gk = k0 + k;
       var v = 0.0;
-      if (gn < p.N && gk < p.K) {
+      if (gn < p.N && gk < p.k_end) {
         if (TRANS_B) { v = load_b(b_base + gn * p.K + gk); } else { v = load_b(b_base + gk * p.N + gn); }
       }
       tile_b[k * BN + n] = v;

@@ -101,15 +101,25 @@ export class Tensor {
     return { buffer: storage.entry.buffer, offset, size: Math.max(4, Math.ceil(this.bytes / 4) * 4) };
   }
 
-  /** A new tensor object over the same storage (shape may differ, size may not). */
+  /**
+   * The same data under another shape (size unchanged), sharing storage. Recorded for autograd, so gradients
+   * flow through reshapes.
+   */
   reshape(shape: readonly number[]): Tensor {
     const resolved = resolveShape(shape, this.size);
     if (shapeSize(resolved) !== this.size) {
       throw new RangeError(`cannot reshape ${shapeString(this.shape)} to ${shapeString(shape)}`);
     }
+    const out = this.view(resolved);
+    reshapeHook?.(this, out);
+    return out;
+  }
+
+  /** A new tensor object over the same storage, outside autograd (saved tensors, detached copies). */
+  view(shape: readonly number[] = this.shape): Tensor {
     const storage = this.live();
     storage.retain();
-    return new Tensor(resolved, this.dtype, storage, this.offset);
+    return new Tensor(shape, this.dtype, storage, this.offset);
   }
 
   /** Rows [start, end) along the first dimension, sharing storage; the offset must meet binding alignment. */
@@ -172,7 +182,7 @@ export class Tensor {
     this.storage = null;
     this.grad?.dispose();
     this.grad = null;
-    this.node = null;
+    // `node` stays: a disposed intermediate is still a link in the recorded graph until backward/clearTape.
     scopes.at(-1)?.delete(this);
   }
 
@@ -211,6 +221,12 @@ function toHost(data: ArrayLike<number> | HostArray, dtype: DType): HostArray {
 }
 
 let poisonHook: ((t: Tensor) => void) | null = null;
+let reshapeHook: ((from: Tensor, to: Tensor) => void) | null = null;
+
+/** Autograd registers how a reshape is recorded (tensor.ts cannot import autograd.ts: it imports this file). */
+export function setReshapeHook(hook: (from: Tensor, to: Tensor) => void): void {
+  reshapeHook = hook;
+}
 
 /**
  * Tests set this to fill every new tensor with NaN bits, so an element a kernel fails to write shows up.

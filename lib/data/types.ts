@@ -18,10 +18,11 @@ export interface SeedRow {
 
 export type ChatRole = "system" | "user" | "assistant";
 
-export interface ChatMessage {
+/** A type alias (not an interface) so it is assignable to the tokenizer's open-ended message type. */
+export type ChatMessage = {
   role: ChatRole;
   content: string;
-}
+};
 
 /** A schema-valid row of the generic chat format `{"messages": [{"role", "content"}]}`. */
 export interface ChatRow {

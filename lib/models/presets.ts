@@ -89,16 +89,22 @@ export const PRESETS: Record<string, ModelConfig> = {
 
 export function preset(name: string): ModelConfig {
   const config = PRESETS[name];
-  if (!config) throw new RangeError(`unknown model preset "${name}"; known: ${Object.keys(PRESETS).join(", ")}`);
+  if (!config) {
+    throw new RangeError(`unknown model preset "${name}"; known: ${Object.keys(PRESETS).join(", ")}`);
+  }
   return config;
 }
 
 /** Tensor names and shapes of an architecture's checkpoint, in transformers' naming. */
-export function checkpointLayout(config: ModelConfig): { name: string; shape: number[]; init: "normal" | "ones" | "zeros" }[] {
+export function checkpointLayout(
+  config: ModelConfig,
+): { name: string; shape: number[]; init: "normal" | "ones" | "zeros" }[] {
   const out: { name: string; shape: number[]; init: "normal" | "ones" | "zeros" }[] = [];
-  const add = (name: string, shape: number[], init: "normal" | "ones" | "zeros" = "normal") => out.push({ name, shape, init });
+  const add = (name: string, shape: number[], init: "normal" | "ones" | "zeros" = "normal") =>
+    out.push({ name, shape, init });
   if (config.architecture === "qwen2") {
-    const { vocabSize: v, hiddenSize: c, intermediateSize: ff, numHeads: h, numKvHeads: kv, headDim: d } = config;
+    const { vocabSize: v, hiddenSize: c, intermediateSize: ff, numHeads: h, numKvHeads: kv, headDim: d } =
+      config;
     add("model.embed_tokens.weight", [v, c]);
     for (let i = 0; i < config.numLayers; i++) {
       const p = `model.layers.${i}`;
@@ -176,7 +182,11 @@ export interface RandomModelOptions {
  * tokenizer files) that transformers and this lab both load. Tensors are generated one at a time as the
  * shard writer asks for them, so real-shape presets stream to disk.
  */
-export async function writeRandomModel(dir: string, config: ModelConfig, options: RandomModelOptions = {}): Promise<void> {
+export async function writeRandomModel(
+  dir: string,
+  config: ModelConfig,
+  options: RandomModelOptions = {},
+): Promise<void> {
   const { seed = 0, std = 0.02, tokenizer = true, maxShardBytes = 2 ** 31 } = options;
   await Deno.mkdir(dir, { recursive: true });
   const tensors = checkpointLayout(config).map(({ name, shape, init }, index) => ({

@@ -37,13 +37,23 @@ function toBatch(rows: SftExample[], padId: number, seq: number): Batch {
 }
 
 /** One epoch's batches, length-grouped, in an order fixed by (seed, epoch). */
-export function lengthGroupedBatches(examples: SftExample[], batchSize: number, padId: number, seed: number, epoch: number): Batch[] {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be an integer >= 1, got ${batchSize}`);
+export function lengthGroupedBatches(
+  examples: SftExample[],
+  batchSize: number,
+  padId: number,
+  seed: number,
+  epoch: number,
+): Batch[] {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`batch size must be an integer >= 1, got ${batchSize}`);
+  }
   const order = seededPermutation(examples.length, seed * 1_000_003 + epoch);
   const mega = batchSize * 50;
   const groups: number[][] = [];
   for (let start = 0; start < order.length; start += mega) {
-    const chunk = order.slice(start, start + mega).sort((a, b) => examples[b].ids.length - examples[a].ids.length);
+    const chunk = order.slice(start, start + mega).sort((a, b) =>
+      examples[b].ids.length - examples[a].ids.length
+    );
     for (let i = 0; i < chunk.length; i += batchSize) groups.push(chunk.slice(i, i + batchSize));
   }
   // The longest batch goes first, so a run that would not fit in memory fails at step one, not hours later.
@@ -62,7 +72,14 @@ export function lengthGroupedBatches(examples: SftExample[], batchSize: number, 
  * Packing: examples (shuffled by seed and epoch) concatenated into rows of exactly `seq` tokens. A row's
  * examples attend to each other (no block-diagonal mask), as transformers' simple packing does.
  */
-export function packedBatches(examples: SftExample[], batchSize: number, seq: number, padId: number, seed: number, epoch: number): Batch[] {
+export function packedBatches(
+  examples: SftExample[],
+  batchSize: number,
+  seq: number,
+  padId: number,
+  seed: number,
+  epoch: number,
+): Batch[] {
   const order = seededPermutation(examples.length, seed * 1_000_003 + epoch);
   const rows: SftExample[] = [];
   let current: SftExample = { ids: [], labels: [] };
@@ -72,10 +89,15 @@ export function packedBatches(examples: SftExample[], batchSize: number, seq: nu
       rows.push(current);
       current = { ids: [], labels: [] };
     }
-    current = { ids: [...current.ids, ...ex.ids.slice(0, seq)], labels: [...current.labels, ...ex.labels.slice(0, seq)] };
+    current = {
+      ids: [...current.ids, ...ex.ids.slice(0, seq)],
+      labels: [...current.labels, ...ex.labels.slice(0, seq)],
+    };
   }
   if (current.ids.length > 0) rows.push(current);
   const batches: Batch[] = [];
-  for (let i = 0; i < rows.length; i += batchSize) batches.push(toBatch(rows.slice(i, i + batchSize), padId, seq));
+  for (let i = 0; i < rows.length; i += batchSize) {
+    batches.push(toBatch(rows.slice(i, i + batchSize), padId, seq));
+  }
   return batches;
 }

@@ -107,40 +107,61 @@ function positiveInt(name: string, v: number): void {
 
 /** Checks every option's range; throws a RangeError/TypeError naming the option and the fix. */
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
-  if (c.recipe !== "qlora" && c.recipe !== "full") throw new TypeError(`recipe must be "qlora" or "full", got "${c.recipe}"`);
+  if (c.recipe !== "qlora" && c.recipe !== "full") {
+    throw new TypeError(`recipe must be "qlora" or "full", got "${c.recipe}"`);
+  }
   for (const field of ["model", "dataset", "out"] as const) {
     if (typeof c[field] !== "string" || c[field].length === 0) throw new TypeError(`${field} must be a path`);
   }
   if (!(c.lr > 0 && c.lr < 1)) throw new RangeError(`lr must be in (0, 1), got ${c.lr}`);
   if (c.maxSteps !== null) positiveInt("max-steps", c.maxSteps);
-  if (!(c.epochs > 0 && c.epochs <= 1000)) throw new RangeError(`epochs must be in (0, 1000], got ${c.epochs}`);
+  if (!(c.epochs > 0 && c.epochs <= 1000)) {
+    throw new RangeError(`epochs must be in (0, 1000], got ${c.epochs}`);
+  }
   positiveInt("batch-size", c.batchSize);
-  if (c.batchSize > 1024) throw new RangeError(`batch-size ${c.batchSize} is absurd; use gradient accumulation`);
+  if (c.batchSize > 1024) {
+    throw new RangeError(`batch-size ${c.batchSize} is absurd; use gradient accumulation`);
+  }
   positiveInt("grad-accum", c.gradAccum);
   positiveInt("max-seq-len", c.maxSeqLen);
   if (c.limit !== null) positiveInt("limit", c.limit);
   if (!Number.isInteger(c.seed)) throw new RangeError(`seed must be an integer, got ${c.seed}`);
-  if (!(Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0)) throw new RangeError(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
-  if (!["linear", "cosine", "constant"].includes(c.schedule)) throw new TypeError(`schedule must be linear, cosine or constant`);
-  if (!(c.weightDecay >= 0 && c.weightDecay < 1)) throw new RangeError(`weight-decay must be in [0, 1), got ${c.weightDecay}`);
+  if (!(Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0)) {
+    throw new RangeError(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
+  }
+  if (!["linear", "cosine", "constant"].includes(c.schedule)) {
+    throw new TypeError(`schedule must be linear, cosine or constant`);
+  }
+  if (!(c.weightDecay >= 0 && c.weightDecay < 1)) {
+    throw new RangeError(`weight-decay must be in [0, 1), got ${c.weightDecay}`);
+  }
   if (!(c.maxGradNorm > 0)) throw new RangeError(`max-grad-norm must be > 0, got ${c.maxGradNorm}`);
-  if (c.optimizer !== "adamw" && c.optimizer !== "adamw8bit") throw new TypeError(`optimizer must be adamw or adamw8bit`);
+  if (c.optimizer !== "adamw" && c.optimizer !== "adamw8bit") {
+    throw new TypeError(`optimizer must be adamw or adamw8bit`);
+  }
   if (c.recipe === "qlora") {
     positiveInt("lora-r", c.loraR);
     if (c.loraR > 4096) throw new RangeError(`lora-r ${c.loraR} is absurd (typical: 8-64)`);
     if (!(c.loraAlpha > 0)) throw new RangeError(`lora-alpha must be > 0, got ${c.loraAlpha}`);
-    if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw new RangeError(`lora-dropout must be in [0, 1), got ${c.loraDropout}`);
+    if (!(c.loraDropout >= 0 && c.loraDropout < 1)) {
+      throw new RangeError(`lora-dropout must be in [0, 1), got ${c.loraDropout}`);
+    }
     if (c.targetModules.length === 0) throw new RangeError("target-modules must name at least one module");
   }
   if (!(Number.isInteger(c.checkpointEvery) && c.checkpointEvery >= 0)) {
     throw new RangeError(`checkpoint-every must be an integer >= 0, got ${c.checkpointEvery}`);
   }
-  if (!(Number.isInteger(c.sampleEvery) && c.sampleEvery >= 0)) throw new RangeError(`sample-every must be an integer >= 0`);
+  if (!(Number.isInteger(c.sampleEvery) && c.sampleEvery >= 0)) {
+    throw new RangeError(`sample-every must be an integer >= 0`);
+  }
   return c;
 }
 
 /** A recipe's defaults with the given overrides, validated. */
-export function trainConfig(recipe: Recipe, overrides: Partial<TrainConfig> & Pick<TrainConfig, "model" | "dataset" | "out">): TrainConfig {
+export function trainConfig(
+  recipe: Recipe,
+  overrides: Partial<TrainConfig> & Pick<TrainConfig, "model" | "dataset" | "out">,
+): TrainConfig {
   const defaults = RECIPE_DEFAULTS[recipe];
   if (!defaults) throw new TypeError(`recipe must be "qlora" or "full", got "${recipe}"`);
   return validateTrainConfig({ ...defaults, ...overrides, recipe });

@@ -8,7 +8,13 @@ import { axpby } from "../../compute/elementwise.ts";
 import { matmul } from "../../compute/matmul.ts";
 import { tensor, tidy } from "../../compute/tensor.ts";
 import { joinPath } from "../checkpoint/file_io.ts";
-import { loadModelConfig, openCheckpoint, type TensorToWrite, writeModelConfig, writeShardedSafetensors } from "../checkpoint/mod.ts";
+import {
+  loadModelConfig,
+  openCheckpoint,
+  type TensorToWrite,
+  writeModelConfig,
+  writeShardedSafetensors,
+} from "../checkpoint/mod.ts";
 import { loraScaling } from "../models/linear.ts";
 import type { CausalLM } from "../models/types.ts";
 import { matchesTarget, readAdapterConfig } from "../lora/peft.ts";
@@ -60,7 +66,12 @@ export async function saveModelFolder(
 ): Promise<void> {
   const state = await model.stateDict();
   await atomicFolder(outDir, async (dir) => {
-    const tensors: TensorToWrite[] = [...state].map(([name, t]) => ({ name, dtype, shape: t.shape, data: t.data }));
+    const tensors: TensorToWrite[] = [...state].map(([name, t]) => ({
+      name,
+      dtype,
+      shape: t.shape,
+      data: t.data,
+    }));
     await writeShardedSafetensors(dir, tensors, { maxShardBytes: SHARD_BYTES, metadata: { format: "pt" } });
     await writeModelConfig(dir, { ...model.config, dtype });
     await copySideFiles(srcDir, dir);
@@ -72,7 +83,12 @@ export async function saveModelFolder(
  * one tensor at a time), everything else is copied; written as `dtype` safetensors with the base's config and
  * tokenizer files. GPT-2 Conv1D weights ([in, out]) take the transposed update.
  */
-export async function exportMerged(baseDir: string, adapterDir: string, outDir: string, dtype: "f16" | "bf16" | "f32"): Promise<void> {
+export async function exportMerged(
+  baseDir: string,
+  adapterDir: string,
+  outDir: string,
+  dtype: "f16" | "bf16" | "f32",
+): Promise<void> {
   const config = await loadModelConfig(baseDir);
   const adapter = await readAdapterConfig(adapterDir);
   const scaling = loraScaling(adapter);
@@ -112,7 +128,9 @@ export async function exportMerged(baseDir: string, adapterDir: string, outDir: 
     }));
     await atomicFolder(outDir, async (dir) => {
       await writeShardedSafetensors(dir, tensors, { maxShardBytes: SHARD_BYTES, metadata: { format: "pt" } });
-      if (merged.size === 0) throw new TypeError(`${adapterDir}: no adapter tensor matched a weight of ${baseDir}`);
+      if (merged.size === 0) {
+        throw new TypeError(`${adapterDir}: no adapter tensor matched a weight of ${baseDir}`);
+      }
       await writeModelConfig(dir, { ...config, dtype });
       await copySideFiles(baseDir, dir);
     });

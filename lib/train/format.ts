@@ -89,22 +89,36 @@ function lastUser(messages: readonly ChatMessage[]): string {
 }
 
 /** The prompt ids a model is given at generation time for `messages` (everything before the reply). */
-export function promptIds(tokenizer: Tokenizer, format: SftFormat, messages: readonly ChatMessage[]): number[] {
-  if (format.kind === "chat") return tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+export function promptIds(
+  tokenizer: Tokenizer,
+  format: SftFormat,
+  messages: readonly ChatMessage[],
+): number[] {
+  if (format.kind === "chat") {
+    return tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }));
+  }
   const bos = tokenizer.bosId !== undefined ? [tokenizer.bosId] : [];
   return [...bos, ...tokenizer.encode(`${PLAIN_QUESTION_PREFIX}${lastUser(messages)}${PLAIN_ANSWER_PREFIX}`)];
 }
 
 /** Tokens and replies-only labels of one conversation (which must end with the assistant's reply). */
-export function encodeExample(tokenizer: Tokenizer, format: SftFormat, messages: readonly ChatMessage[]): SftExample {
-  if (messages.at(-1)?.role !== "assistant") throw new TypeError("a training example must end with an assistant reply");
+export function encodeExample(
+  tokenizer: Tokenizer,
+  format: SftFormat,
+  messages: readonly ChatMessage[],
+): SftExample {
+  if (messages.at(-1)?.role !== "assistant") {
+    throw new TypeError("a training example must end with an assistant reply");
+  }
   if (format.kind === "chat") {
     const ids = tokenizer.encode(tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false }));
     return { ids, labels: repliesOnlyLabels(ids, format.markers) };
   }
   const prompt = promptIds(tokenizer, format, messages.slice(0, -1));
   const eos = tokenizer.eosIds[0];
-  if (eos === undefined) throw new TypeError("the tokenizer has no eos token; the plain format ends answers with one");
+  if (eos === undefined) {
+    throw new TypeError("the tokenizer has no eos token; the plain format ends answers with one");
+  }
   const answer = [...tokenizer.encode(` ${messages.at(-1)!.content}`), eos];
   return { ids: [...prompt, ...answer], labels: [...new Array(prompt.length).fill(IGNORE), ...answer] };
 }

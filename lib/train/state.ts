@@ -51,7 +51,11 @@ export async function saveTrainingState(
     await Deno.rename(temp, final);
   } catch (err) {
     await Deno.remove(temp, { recursive: true }).catch(() => {});
-    throw new Error(`could not write the training checkpoint ${final}: ${(err as Error).message}; the previous one is intact`);
+    throw new Error(
+      `could not write the training checkpoint ${final}: ${
+        (err as Error).message
+      }; the previous one is intact`,
+    );
   }
   const all = await listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await Deno.remove(old, { recursive: true });
@@ -73,7 +77,10 @@ export async function listCheckpoints(dir: string): Promise<string[]> {
 }
 
 /** Loads the newest checkpoint into the given tensors (same names and sizes); null when there is none. */
-export async function loadTrainingState(dir: string, tensors: Map<string, Tensor>): Promise<TrainingPosition | null> {
+export async function loadTrainingState(
+  dir: string,
+  tensors: Map<string, Tensor>,
+): Promise<TrainingPosition | null> {
   const latest = (await listCheckpoints(dir)).at(-1);
   if (!latest) return null;
   const position = JSON.parse(await Deno.readTextFile(joinPath(latest, STATE))) as TrainingPosition;
@@ -81,14 +88,18 @@ export async function loadTrainingState(dir: string, tensors: Map<string, Tensor
   const checkpoint = await openCheckpoint(file);
   try {
     for (const [name, t] of tensors) {
-      if (!checkpoint.has(name)) throw new TypeError(`${file}: no tensor "${name}"; was the run's configuration changed?`);
+      if (!checkpoint.has(name)) {
+        throw new TypeError(`${file}: no tensor "${name}"; was the run's configuration changed?`);
+      }
       const host = await checkpoint.read(name, { as: "raw" });
       const bytes = host.data as ArrayBufferView;
       if (bytes.byteLength !== t.bytes) {
         throw new RangeError(`${file}: "${name}" holds ${bytes.byteLength} bytes, the run needs ${t.bytes}`);
       }
       const raw = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const view = t.dtype === "f32" ? new Float32Array(raw.slice().buffer) : new Uint32Array(raw.slice().buffer);
+      const view = t.dtype === "f32"
+        ? new Float32Array(raw.slice().buffer)
+        : new Uint32Array(raw.slice().buffer);
       t.write(view);
     }
   } finally {

@@ -4,7 +4,13 @@
  * on the assistant's replies only through the chunked lm_head + cross-entropy, gradient accumulation, global
  * norm clipping, a warmup schedule, resumable checkpoints, and per-step metrics for the CLI and the lab.
  */
-import { adam8bitMaps, type Adam8bitState, adam8bitState, adamw8bitStep, disposeAdam8bitState } from "../../compute/adam8bit.ts";
+import {
+  adam8bitMaps,
+  type Adam8bitState,
+  adam8bitState,
+  adamw8bitStep,
+  disposeAdam8bitState,
+} from "../../compute/adam8bit.ts";
 import { backward, getRngCounter, setRngCounter } from "../../compute/autograd.ts";
 import { scale } from "../../compute/elementwise.ts";
 import { linearCrossEntropy } from "../../compute/loss.ts";
@@ -22,7 +28,15 @@ import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type Batch, lengthGroupedBatches, packedBatches } from "./batches.ts";
 import type { TrainConfig } from "./config.ts";
 import { saveModelFolder } from "./export.ts";
-import { encodeExample, promptIds, type SftExample, type SftFormat, sftFormat, trainableTokens, truncate } from "./format.ts";
+import {
+  encodeExample,
+  promptIds,
+  type SftExample,
+  type SftFormat,
+  sftFormat,
+  trainableTokens,
+  truncate,
+} from "./format.ts";
 import { lrMultiplier } from "./schedule.ts";
 import { loadTrainingState, saveTrainingState, type TrainingPosition } from "./state.ts";
 
@@ -60,7 +74,21 @@ export interface TrainResult {
 
 /** What stays fixed across a resume: changing any of it makes an old checkpoint meaningless. */
 function configKey(c: TrainConfig): string {
-  return JSON.stringify([c.recipe, c.model, c.dataset, c.limit, c.evalSize, c.seed, c.batchSize, c.gradAccum, c.maxSeqLen, c.loraR, c.targetModules, c.optimizer, c.packing]);
+  return JSON.stringify([
+    c.recipe,
+    c.model,
+    c.dataset,
+    c.limit,
+    c.evalSize,
+    c.seed,
+    c.batchSize,
+    c.gradAccum,
+    c.maxSeqLen,
+    c.loraR,
+    c.targetModules,
+    c.optimizer,
+    c.packing,
+  ]);
 }
 
 async function checkWritable(dir: string): Promise<void> {
@@ -80,7 +108,12 @@ interface Prepared {
   dropped: number;
 }
 
-function encodeAll(examples: ChatExample[], tokenizer: Tokenizer, format: SftFormat, maxLen: number): Prepared {
+function encodeAll(
+  examples: ChatExample[],
+  tokenizer: Tokenizer,
+  format: SftFormat,
+  maxLen: number,
+): Prepared {
   const train: SftExample[] = [];
   let dropped = 0;
   for (const ex of examples) {
@@ -113,12 +146,14 @@ class Optimizer {
   /** State tensors by name, for checkpoints. */
   tensors(): [string, Tensor][] {
     if (this.maps) {
-      return this.q8.flatMap((s, i) => [
-        [`optim.${i}.qm`, s.qm],
-        [`optim.${i}.qv`, s.qv],
-        [`optim.${i}.absmax_m`, s.absmaxM],
-        [`optim.${i}.absmax_v`, s.absmaxV],
-      ] as [string, Tensor][]);
+      return this.q8.flatMap((s, i) =>
+        [
+          [`optim.${i}.qm`, s.qm],
+          [`optim.${i}.qv`, s.qv],
+          [`optim.${i}.absmax_m`, s.absmaxM],
+          [`optim.${i}.absmax_v`, s.absmaxV],
+        ] as [string, Tensor][]
+      );
     }
     return this.f32.flatMap((s, i) => [[`optim.${i}.m`, s.m], [`optim.${i}.v`, s.v]] as [string, Tensor][]);
   }
@@ -137,10 +172,18 @@ class Optimizer {
 function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): Tensor {
   return tidy(() => {
     const ids = tensor(batch.ids, [batch.batch, batch.seq], "i32");
-    const positions = tensor(Int32Array.from(batch.ids, (_, i) => i % batch.seq), [batch.batch, batch.seq], "i32");
+    const positions = tensor(
+      Int32Array.from(batch.ids, (_, i) => i % batch.seq),
+      [batch.batch, batch.seq],
+      "i32",
+    );
     const hidden = model.hidden(ids, { positions, checkpointing }); // hidden: [B, T, C]
     const targets = tensor(batch.targets, [batch.batch * batch.seq], "i32");
-    return linearCrossEntropy(hidden.reshape([batch.batch * batch.seq, model.hiddenSize]), model.lmHead(), targets);
+    return linearCrossEntropy(
+      hidden.reshape([batch.batch * batch.seq, model.hiddenSize]),
+      model.lmHead(),
+      targets,
+    );
   });
 }
 
@@ -150,9 +193,17 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   await checkWritable(config.out);
 
   const dataset = await loadDataset(config.dataset);
-  const prepared = prepareDataset(dataset, { limit: config.limit ?? undefined, evalSize: config.evalSize, seed: config.seed });
+  const prepared = prepareDataset(dataset, {
+    limit: config.limit ?? undefined,
+    evalSize: config.evalSize,
+    seed: config.seed,
+  });
   if (prepared.train.length === 0) {
-    throw new RangeError(`${config.dataset}: no usable training rows (${dataset.rowsRead} read; dropped: ${JSON.stringify(prepared.stats)})`);
+    throw new RangeError(
+      `${config.dataset}: no usable training rows (${dataset.rowsRead} read; dropped: ${
+        JSON.stringify(prepared.stats)
+      })`,
+    );
   }
   const tokenizer = await loadTokenizer(config.model);
   const format = sftFormat(tokenizer);
@@ -166,13 +217,19 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   let optimizer: Optimizer | null = null;
   try {
     if (config.maxSeqLen > model.maxPositions) {
-      throw new RangeError(`max-seq-len ${config.maxSeqLen} exceeds the model's ${model.maxPositions} positions`);
+      throw new RangeError(
+        `max-seq-len ${config.maxSeqLen} exceeds the model's ${model.maxPositions} positions`,
+      );
     }
     const { train: examples, dropped } = encodeAll(prepared.train, tokenizer, format, config.maxSeqLen);
     if (examples.length === 0) {
-      throw new RangeError(`no training example keeps a reply within max-seq-len ${config.maxSeqLen}; raise it`);
+      throw new RangeError(
+        `no training example keeps a reply within max-seq-len ${config.maxSeqLen}; raise it`,
+      );
     }
-    log(`data: ${examples.length} training examples (${dropped} without reply tokens dropped), ${prepared.eval.length} held out`);
+    log(
+      `data: ${examples.length} training examples (${dropped} without reply tokens dropped), ${prepared.eval.length} held out`,
+    );
 
     let params: Tensor[];
     if (config.recipe === "qlora") {
@@ -189,7 +246,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     }
     optimizer = new Optimizer(params, config);
     const trainableCount = params.reduce((n, p) => n + p.size, 0);
-    log(`model: ${model.config.architecture}, ${trainableCount.toLocaleString("en")} trainable parameters, recipe ${config.recipe}`);
+    log(
+      `model: ${model.config.architecture}, ${
+        trainableCount.toLocaleString("en")
+      } trainable parameters, recipe ${config.recipe}`,
+    );
 
     const padId = tokenizer.padId ?? tokenizer.eosIds[0] ?? 0;
     const epochBatches = (epoch: number) =>
@@ -205,12 +266,21 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       ...optimizer.tensors(),
     ]);
     const checkpointDir = joinPath(config.out, "checkpoints");
-    let position: TrainingPosition = { step: 0, epoch: 0, batchIndex: 0, rngCounter: getRngCounter(), losses: [], configKey: configKey(config) };
+    let position: TrainingPosition = {
+      step: 0,
+      epoch: 0,
+      batchIndex: 0,
+      rngCounter: getRngCounter(),
+      losses: [],
+      configKey: configKey(config),
+    };
     if (config.resume) {
       const restored = await loadTrainingState(checkpointDir, named);
       if (restored) {
         if (restored.configKey !== position.configKey) {
-          throw new TypeError(`${checkpointDir}: the checkpoint was made with other settings; resume with the same ones or use a new --out`);
+          throw new TypeError(
+            `${checkpointDir}: the checkpoint was made with other settings; resume with the same ones or use a new --out`,
+          );
         }
         position = restored;
         setRngCounter(position.rngCounter);
@@ -248,7 +318,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       for (let micro = 0; micro < config.gradAccum; micro++) {
         const batch = nextBatch();
         if (batch.trainable === 0) {
-          throw new RangeError(`step ${position.step + 1}: a batch has no trainable token (all labels are -100)`);
+          throw new RangeError(
+            `step ${position.step + 1}: a batch has no trainable token (all labels are -100)`,
+          );
         }
         tokens += batch.tokens;
         const loss = keep(microBatchLoss(model, batch, config.gradientCheckpointing));
@@ -282,11 +354,16 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         gpu_bytes: runtime.pool.stats().peakAllocatedBytes,
         elapsedSeconds: (performance.now() - started) / 1000,
       });
-      if (!Number.isFinite(loss)) throw new RangeError(`loss became ${loss} at step ${position.step}; lower the learning rate`);
+      if (!Number.isFinite(loss)) {
+        throw new RangeError(`loss became ${loss} at step ${position.step}; lower the learning rate`);
+      }
       if (config.sampleEvery > 0 && position.step % config.sampleEvery === 0) {
         await sample(model, tokenizer, format, prepared.eval.slice(0, 2), position.step, hooks);
       }
-      if (config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 && position.step < totalSteps) await save();
+      if (
+        config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 &&
+        position.step < totalSteps
+      ) await save();
     }
     await save();
     const trainSeconds = (performance.now() - started) / 1000;
@@ -308,7 +385,15 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       await saveModelFolder(model, config.model, modelDir);
     }
     const examplesUsed = Math.min(examples.length, totalSteps * config.batchSize * config.gradAccum);
-    const result: TrainResult = { steps: position.step, trainSeconds, examplesUsed, losses: position.losses, evalExamples: prepared.eval, adapterDir, modelDir };
+    const result: TrainResult = {
+      steps: position.step,
+      trainSeconds,
+      examplesUsed,
+      losses: position.losses,
+      evalExamples: prepared.eval,
+      adapterDir,
+      modelDir,
+    };
     await Deno.writeTextFile(
       joinPath(config.out, "summary.json"),
       JSON.stringify({ ...result, evalExamples: prepared.eval.length, config }, null, 2) + "\n",
@@ -321,12 +406,22 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   }
 }
 
-async function sample(model: CausalLM, tokenizer: Tokenizer, format: SftFormat, examples: ChatExample[], step: number, hooks: TrainHooks) {
+async function sample(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  format: SftFormat,
+  examples: ChatExample[],
+  step: number,
+  hooks: TrainHooks,
+) {
   for (const ex of examples) {
     const messages = ex.messages.slice(0, -1);
     const ids = promptIds(tokenizer, format, messages);
     const stopIds = tokenizer.eosIds;
-    const { ids: out } = await generate(model, ids, { maxNewTokens: 32, stopIds: format.kind === "plain" ? [...stopIds, ...tokenizer.encode("\n")] : stopIds });
+    const { ids: out } = await generate(model, ids, {
+      maxNewTokens: 32,
+      stopIds: format.kind === "plain" ? [...stopIds, ...tokenizer.encode("\n")] : stopIds,
+    });
     const text = tokenizer.decode(out, { skipSpecialTokens: true }).trim();
     hooks.onSample?.({ step, prompt: messages.at(-1)?.content ?? "", output: text });
   }

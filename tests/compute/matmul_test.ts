@@ -1,5 +1,6 @@
 import { matmul } from "../../compute/matmul.ts";
-import { checkOp, gpuTest, randn } from "./harness.ts";
+import { keep, tensor, tidy } from "../../compute/tensor.ts";
+import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
 
 /** float64 reference: C[b] = op(A[b]) @ op(B[b or shared]) + bias. */
 function matmulRef(
@@ -66,3 +67,15 @@ for (const transA of [false, true]) {
     });
   }
 }
+
+gpuTest("matmul: a reduction longer than one dispatch's split (K = 70001) stays exact", async () => {
+  const [m, n, k] = [3, 5, 70001];
+  const a = randn(m * k, 31);
+  const b = randn(k * n, 32);
+  const want = matmulRef(a, b, null, 1, m, n, k, false, false, true);
+  const out = keep(
+    tidy(() => matmul(tensor(Float32Array.from(a), [m, k]), tensor(Float32Array.from(b), [k, n]))),
+  );
+  assertClose("long-K matmul", await out.toArray(), want, 1e-5);
+  out.dispose();
+});

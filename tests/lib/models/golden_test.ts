@@ -32,7 +32,9 @@ interface ModelGolden {
   base?: string;
 }
 
-const goldens = JSON.parse(Deno.readTextFileSync(`${FIXTURES}goldens.json`)) as { models: Record<string, ModelGolden> };
+const goldens = JSON.parse(Deno.readTextFileSync(`${FIXTURES}goldens.json`)) as {
+  models: Record<string, ModelGolden>;
+};
 
 async function lastLogits(model: CausalLM, ids: number[]): Promise<Float32Array> {
   const out = noGrad(() =>
@@ -53,20 +55,27 @@ async function checkModel(model: CausalLM, golden: ModelGolden): Promise<void> {
   for (const c of golden.cases) {
     const logits = await lastLogits(model, c.prompt_ids);
     assertClose(`${c.name} logits`, golden.logit_indices.map((i) => logits[i]), c.logits_subset, 1e-4);
-    if (argmax(logits) !== c.argmax) throw new Error(`${c.name}: argmax ${argmax(logits)}, transformers ${c.argmax}`);
+    if (argmax(logits) !== c.argmax) {
+      throw new Error(`${c.name}: argmax ${argmax(logits)}, transformers ${c.argmax}`);
+    }
     const { ids } = await generate(model, c.prompt_ids, { maxNewTokens: c.greedy_ids.length });
-    if (ids.join() !== c.greedy_ids.join()) throw new Error(`${c.name}: greedy ${ids} vs transformers ${c.greedy_ids}`);
+    if (ids.join() !== c.greedy_ids.join()) {
+      throw new Error(`${c.name}: greedy ${ids} vs transformers ${c.greedy_ids}`);
+    }
   }
 }
 
 for (const [name, golden] of Object.entries(goldens.models)) {
-  gpuTest(`golden vs transformers: ${name} — logits ≤ 1e-4, argmax and 12 greedy tokens identical`, async () => {
-    const model = await loadModel(`${FIXTURES}${golden.base ?? name}`);
-    try {
-      if (golden.base) await loadAdapter(model, `${FIXTURES}${name}`);
-      await checkModel(model, golden);
-    } finally {
-      model.dispose();
-    }
-  });
+  gpuTest(
+    `golden vs transformers: ${name} — logits ≤ 1e-4, argmax and 12 greedy tokens identical`,
+    async () => {
+      const model = await loadModel(`${FIXTURES}${golden.base ?? name}`);
+      try {
+        if (golden.base) await loadAdapter(model, `${FIXTURES}${name}`);
+        await checkModel(model, golden);
+      } finally {
+        model.dispose();
+      }
+    },
+  );
 }
