@@ -19,7 +19,11 @@ for (const [m, n, k] of [[4096, 4096, 4096], [2048, 3584, 3584], [2048, 18944, 3
     for (let i = 0; i < reps; i++) matmulInto(c, a, bb, { transB });
     await rt.sync();
     const ms = (performance.now() - t0) / reps;
-    console.log(`gemm ${m}x${n}x${k} transB=${transB}: ${ms.toFixed(2)} ms, ${(2 * m * n * k / ms / 1e9).toFixed(2)} TFLOP/s`);
+    console.log(
+      `gemm ${m}x${n}x${k} transB=${transB}: ${ms.toFixed(2)} ms, ${
+        (2 * m * n * k / ms / 1e9).toFixed(2)
+      } TFLOP/s`,
+    );
   }
   for (const t of [a, b, c]) t.dispose();
 }

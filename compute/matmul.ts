@@ -26,11 +26,33 @@ interface Tile {
 /** Longest reduction one dispatch performs. */
 const K_SPLIT = 16384;
 
-const LARGE: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
-const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 2, TN: 2 };
+// 8x8 outputs per thread for big products; 4x4 where fewer, smaller tiles keep the GPU's cores busy.
+const LARGE: Tile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
+const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 
 function tileFor(m: number, n: number): Tile {
-  return m * n >= 64 * 64 * 32 ? LARGE : SMALL;
+  if (m * n >= 128 * 128 * 128) return LARGE;
+  return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
+}
+
+/** The unrolled register block: TM x (TN / 4) vec4 accumulators, their update and their store. */
+function registerBlock({ TM, TN }: Tile): { ACC_DECL: string; ACC_UPDATE: string; ACC_STORE: string } {
+  const rows = Array.from({ length: TM }, (_, i) => i);
+  const cols = Array.from({ length: TN / 4 }, (_, j) => j);
+  const decl: string[] = [];
+  const update: string[] = [];
+  const store: string[] = [];
+  for (let v = 0; v < TM / 4; v++) update.push(`      let a${v} = tile_a[a_row + ${v}u];`);
+  for (const j of cols) update.push(`      let b${j} = tile_b[b_row + ${j}u];`);
+  for (const i of rows) {
+    for (const j of cols) {
+      decl.push(`  var acc_${i}_${j} = vec4f(0.0);`);
+      update.push(`      acc_${i}_${j} = fma(vec4f(a${i >> 2}[${i & 3}]), b${j}, acc_${i}_${j});`);
+      store.push(`  store_row(gm0 + ${i}u, gn0 + ${4 * j}u, c_base, acc_${i}_${j});`);
+    }
+  }
+  return { ACC_DECL: decl.join("\n"), ACC_UPDATE: update.join("\n"), ACC_STORE: store.join("\n") };
 }
 
 /** A frozen NF4 matrix as a GEMM operand: packed codes plus per-64 absmax (see nf4.ts). */
@@ -76,7 +98,13 @@ function kernel(tile: Tile, transA: boolean, transB: boolean, storage: keyof typ
     bindings: storage === "nf4"
       ? ["read", "read", "read", "write", "read"]
       : ["read", "read", "read", "write"],
-    defines: { ...tile, TRANS_A: String(transA), TRANS_B: String(transB), B_DECL: B_DECLS[storage] },
+    defines: {
+      ...tile,
+      ...registerBlock(tile),
+      TRANS_A: String(transA),
+      TRANS_B: String(transB),
+      B_DECL: B_DECLS[storage],
+    },
   };
 }
 

@@ -3,8 +3,10 @@
 // shares an operand across the batch. B_DECL declares B and `load_b(index) -> f32`: f32, f16 or NF4-packed
 // (frozen weights, dequantised as they are loaded into the tile). One dispatch covers k in [k_begin, k_end):
 // long reductions are split over several accumulating dispatches (see matmul.ts).
-// Register-blocked: a workgroup computes a BM x BN tile; each thread TM x TN outputs, strided by the thread
-// grid so shared-memory reads are conflict-free and global stores coalesce.
+//
+// Register-blocked: a workgroup computes a BM x BN tile through BK-deep slices staged in workgroup memory as
+// vec4 columns; each thread owns a TM x TN block (rows ty*TM.., columns tx*TN..) held in vec4 registers that
+// the wrapper unrolls into named variables (ACC_*), since WGSL arrays indexed in loops spill out of registers.
 
 struct Params {
   M: u32,
@@ -36,8 +38,25 @@ const THREADS: u32 = WG_X * WG_Y;
 const TRANS_A: bool = {{TRANS_A}};
 const TRANS_B: bool = {{TRANS_B}};
 
-var<workgroup> tile_a: array<f32, BK * BM>;
-var<workgroup> tile_b: array<f32, BK * BN>;
+// tile_a[k * BM / 4 + m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
+var<workgroup> tile_a: array<vec4f, BK * BM / 4u>;
+var<workgroup> tile_b: array<vec4f, BK * BN / 4u>;
+
+fn store_c(gm: u32, gn: u32, base: u32, value: f32) {
+  if (gm >= p.M || gn >= p.N) { return; }
+  var v = value;
+  if (p.has_bias != 0u) { v += bias[gn]; }
+  let idx = base + gm * p.N + gn;
+  if (p.accumulate != 0u) { v += C[idx]; }
+  C[idx] = v;
+}
+
+fn store_row(gm: u32, gn: u32, base: u32, v: vec4f) {
+  store_c(gm, gn, base, v.x);
+  store_c(gm, gn + 1u, base, v.y);
+  store_c(gm, gn + 2u, base, v.z);
+  store_c(gm, gn + 3u, base, v.w);
+}
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
@@ -48,8 +67,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let a_base = batch * p.stride_a;
   let b_base = batch * p.stride_b;
 
-  var acc: array<f32, TM * TN>;
-  for (var i = 0u; i < TM * TN; i++) { acc[i] = 0.0; }
+{{ACC_DECL}}
 
   for (var k0 = p.k_begin; k0 < p.k_end; k0 += BK) {
     for (var i = tid; i < BM * BK; i += THREADS) {
@@ -62,7 +80,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       if (gm < p.M && gk < p.k_end) {
         if (TRANS_A) { v = A[a_base + gk * p.M + gm]; } else { v = A[a_base + gm * p.K + gk]; }
       }
-      tile_a[k * BM + m] = v;
+      tile_a[(k * BM + m) / 4u][m % 4u] = v;
     }
     for (var i = tid; i < BN * BK; i += THREADS) {
       var n: u32;
@@ -74,35 +92,19 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       if (gn < p.N && gk < p.k_end) {
         if (TRANS_B) { v = load_b(b_base + gn * p.K + gk); } else { v = load_b(b_base + gk * p.N + gn); }
       }
-      tile_b[k * BN + n] = v;
+      tile_b[(k * BN + n) / 4u][n % 4u] = v;
     }
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
-      var a_reg: array<f32, TM>;
-      var b_reg: array<f32, TN>;
-      for (var i = 0u; i < TM; i++) { a_reg[i] = tile_a[k * BM + lid.y + i * WG_Y]; }
-      for (var j = 0u; j < TN; j++) { b_reg[j] = tile_b[k * BN + lid.x + j * WG_X]; }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-          acc[i * TN + j] = fma(a_reg[i], b_reg[j], acc[i * TN + j]);
-        }
-      }
+      let a_row = k * (BM / 4u) + lid.y * (TM / 4u);
+      let b_row = k * (BN / 4u) + lid.x * (TN / 4u);
+{{ACC_UPDATE}}
     }
     workgroupBarrier();
   }
 
   let c_base = batch * p.stride_c;
-  for (var i = 0u; i < TM; i++) {
-    let gm = row0 + lid.y + i * WG_Y;
-    if (gm >= p.M) { continue; }
-    for (var j = 0u; j < TN; j++) {
-      let gn = col0 + lid.x + j * WG_X;
-      if (gn >= p.N) { continue; }
-      var v = acc[i * TN + j];
-      if (p.has_bias != 0u) { v += bias[gn]; }
-      let idx = c_base + gm * p.N + gn;
-      if (p.accumulate != 0u) { v += C[idx]; }
-      C[idx] = v;
-    }
-  }
+  let gm0 = row0 + lid.y * TM;
+  let gn0 = col0 + lid.x * TN;
+{{ACC_STORE}}
 }

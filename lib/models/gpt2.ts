@@ -116,8 +116,17 @@ export class Gpt2Model implements CausalLM {
     const [batch, seq] = ids.shape;
     let x = add(embedding(ids, this.wte), embedding(options.positions, this.wpe)); // x: [B, T, C]
     this.blocks.forEach((block, i) => {
-      const run = (input: Tensor) => this.block(block, input, options, i, batch, seq);
-      x = options.checkpointing ? checkpointBlock(run, [x]) : run(x);
+      if (!options.checkpointing) x = this.block(block, x, options, i, batch, seq);
+      else {
+        // Tensors the block reads are passed as checkpoint inputs so they are kept for the recompute.
+        x = checkpointBlock(
+          (input, positions) => this.block(block, input, { ...options, positions }, i, batch, seq),
+          [
+            x,
+            options.positions,
+          ],
+        );
+      }
     });
     return layerNorm(x, this.lnF.weight, this.lnF.bias, this.config.layerNormEps); // [B, T, C]
   }

@@ -141,8 +141,17 @@ export class Qwen2Model implements CausalLM {
     const [batch, seq] = ids.shape;
     let x = embedding(ids, this.embedTokens); // x: [B, T, C]
     this.layers.forEach((layer, i) => {
-      const block = (input: Tensor) => this.layer(layer, input, options, i, batch, seq);
-      x = options.checkpointing ? checkpointBlock(block, [x]) : block(x);
+      if (!options.checkpointing) x = this.layer(layer, x, options, i, batch, seq);
+      else {
+        // Tensors the block reads are passed as checkpoint inputs so they are kept for the recompute.
+        x = checkpointBlock(
+          (input, positions) => this.layer(layer, input, { ...options, positions }, i, batch, seq),
+          [
+            x,
+            options.positions,
+          ],
+        );
+      }
     });
     return rmsNorm(x, this.finalNorm, this.config.rmsNormEps); // [B, T, C]
   }

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { attention, KVCache } from "../../compute/attention.ts";
-import { noGrad } from "../../compute/autograd.ts";
+import { backward, noGrad } from "../../compute/autograd.ts";
 import { rt } from "../../compute/runtime.ts";
-import { empty, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
 
 interface Case {
@@ -130,6 +130,36 @@ gpuTest(
     await checkCase("prefix", { B: 2, T: 5, S: 9, kvRows: 23, Hq: 4, Hkv: 2, D: 12, causal: true }, 40);
   },
 );
+
+gpuTest("attention: gradients only for inputs that require them", async () => {
+  const c: Case = { B: 1, T: 6, S: 6, Hq: 2, Hkv: 1, D: 8, causal: true };
+  const qData = randn(6 * 2 * 8, 70), kData = randn(6 * 8, 71), vData = randn(6 * 8, 72);
+  const q = keep(tensor(Float32Array.from(qData), [1, 6, 2, 8]));
+  const k = keep(tensor(Float32Array.from(kData), [1, 6, 1, 8]));
+  const v = keep(tensor(Float32Array.from(vData), [1, 6, 1, 8]));
+  v.requiresGrad = true;
+  try {
+    const out = keep(tidy(() => attention(q, k, v, { causal: true })));
+    const ones = keep(tensor(new Float32Array(out.size).fill(1), out.shape));
+    backward(out, ones);
+    ones.dispose();
+    out.dispose();
+    assert.equal(q.grad, null);
+    assert.equal(k.grad, null);
+    // d(sum out)/dv[s] = sum over queries and heads of their softmax weight on key s.
+    const expected = new Float64Array(6 * 8);
+    for (let s = 0; s < 6; s++) {
+      const onehot = new Float64Array(6 * 8);
+      onehot.fill(1, s * 8, s * 8 + 8);
+      const out1 = attentionRef(c, qData, kData, onehot);
+      const total = out1.reduce((a, x) => a + x, 0) / 8;
+      expected.fill(total, s * 8, s * 8 + 8);
+    }
+    assertClose("dv", await v.grad!.toArray(), expected, 1e-5);
+  } finally {
+    for (const t of [q, k, v]) t.dispose();
+  }
+});
 
 gpuTest("attention: a query with no visible key outputs exact zeros, no NaN", async () => {
   const q = tensor(Float32Array.from(randn(2 * 3 * 2 * 8, 1)), [2, 3, 2, 8]);

@@ -46,6 +46,7 @@ for (const transA of [false, true]) {
           [2, 65, 9, 40, true, false],
           [2, 5, 3, 6, true, true],
           [1, 130, 131, 19, true, true],
+          [1, 1500, 1450, 7, true, true],
         ] as const
       ) {
         const aShape = batch === 1 ? (transA ? [k, m] : [m, k]) : [batch, ...(transA ? [k, m] : [m, k])];
