@@ -53,11 +53,9 @@ export class Gpt2Model implements CausalLM {
   }
 
   static async load(loader: WeightLoader, config: Gpt2Config, options: LoadOptions = {}): Promise<Gpt2Model> {
+    checkLoadOptions(options);
     const dtype: WeightDType = options.dtype ?? "f32";
     const trainable = options.trainable ?? false;
-    if (trainable && dtype !== "f32") {
-      throw new TypeError('full fine-tuning needs f32 weights (dtype: "f32")');
-    }
     const { nEmbd: c, nLayer, nPositions, vocabSize, nInner } = config;
     const prefix = loader.has("transformer.wte.weight") ? "transformer." : "";
     const upload = (name: string, data: Float32Array | Uint16Array, shape: number[], as: WeightDType) => {
@@ -72,19 +70,24 @@ export class Gpt2Model implements CausalLM {
       bias: await vector(`${name}.bias`, c),
     });
     // Conv1D: weight [in, out] -> Linear [out, in]; `parts` splits the output columns (c_attn -> q, k, v).
-    const conv1d = async (name: string, inp: number, out: number, parts = 1): Promise<Linear[]> => {
+    const linearDtype: WeightDType = options.quantize ? "f32" : dtype;
+    const conv1d = async (name: string, inp: number, out: number, parts = 1): Promise<LinearLike[]> => {
       const w = transposeHost((await loader.host(`${name}.weight`, [inp, out])) as Float32Array, inp, out); // [out, in]
       const b = (await loader.host(`${name}.bias`, [out])) as Float32Array;
       const width = out / parts;
-      return Array.from({ length: parts }, (_, k) => {
+      const layers: LinearLike[] = [];
+      for (let k = 0; k < parts; k++) {
         const rows = w.subarray(k * width * inp, (k + 1) * width * inp);
-        const weight = upload(`${name}.weight`, dtype === "f16" ? f32ToF16(rows) : rows, [width, inp], dtype);
-        return new Linear(
-          weight,
-          upload(`${name}.bias`, b.slice(k * width, (k + 1) * width), [width], "f32"),
-          name,
+        const weight = upload(
+          `${name}.weight`,
+          linearDtype === "f16" ? f32ToF16(rows) : rows,
+          [width, inp],
+          linearDtype,
         );
-      });
+        const bias = upload(`${name}.bias`, b.slice(k * width, (k + 1) * width), [width], "f32");
+        layers.push(await makeLinear(weight, bias, options, name));
+      }
+      return layers;
     };
     const wteName = `${prefix}wte.weight`;
     const wteHost = await loader.host(wteName, [vocabSize, c], dtype);

@@ -23,6 +23,8 @@ export interface TrainConfig {
   /** Examples taken after sorting by mark (the seed took the top 30k / 10k). */
   limit: number | null;
   evalSize: number;
+  /** Seed of the train/eval split (shared with `deno task eval`, so its held-out rows are this run's). */
+  splitSeed: number;
   seed: number;
   warmupSteps: number;
   schedule: ScheduleKind;
@@ -47,6 +49,7 @@ export interface TrainConfig {
 const COMMON = {
   maxSteps: null,
   evalSize: 0.1,
+  splitSeed: 0,
   schedule: "linear" as ScheduleKind,
   maxGradNorm: 1.0,
   loraDropout: 0,
@@ -126,6 +129,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   positiveInt("max-seq-len", c.maxSeqLen);
   if (c.limit !== null) positiveInt("limit", c.limit);
   if (!Number.isInteger(c.seed)) throw new RangeError(`seed must be an integer, got ${c.seed}`);
+  if (!Number.isInteger(c.splitSeed)) {
+    throw new RangeError(`split-seed must be an integer, got ${c.splitSeed}`);
+  }
   if (!(Number.isInteger(c.warmupSteps) && c.warmupSteps >= 0)) {
     throw new RangeError(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
   }

@@ -78,6 +78,7 @@ function configKey(c: TrainConfig): string {
     c.recipe,
     c.model,
     c.dataset,
+    c.splitSeed,
     c.limit,
     c.evalSize,
     c.seed,
@@ -196,7 +197,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const prepared = prepareDataset(dataset, {
     limit: config.limit ?? undefined,
     evalSize: config.evalSize,
-    seed: config.seed,
+    seed: config.splitSeed,
   });
   if (prepared.train.length === 0) {
     throw new RangeError(
