@@ -22,7 +22,7 @@ const r = q.submit("train", {
   recipe: Deno.args[0] ?? "full",
   model: Deno.args[1] ?? "tiny-gpt2",
   dataset: "sample",
-  maxSteps: 2,
+  maxSteps: 1,
   batchSize: 2,
   gradAccum: 1,
   maxSeqLen: 64,

@@ -4,6 +4,8 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
+import { gemvApplies, gemvInto } from "./gemv.ts";
+import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
 
@@ -65,12 +67,6 @@ export interface PackedNf4Matrix {
 
 export type MatmulB = Tensor | PackedNf4Matrix;
 
-const NF4_LEVELS_WGSL = `var<private> NF4: array<f32, 16> = array<f32, 16>(
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-  -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0);`;
-
 /** WGSL declaring B and `load_b(index) -> f32` for each storage of the B operand. */
 const B_DECLS = {
   f32: `@group(0) @binding(2) var<storage, read> B: array<f32>;
@@ -79,10 +75,10 @@ fn load_b(i: u32) -> f32 { return B[i]; }`,
 fn load_b(i: u32) -> f32 { return f32(B[i]); }`,
   nf4: `@group(0) @binding(2) var<storage, read> B: array<u32>;
 @group(0) @binding(5) var<storage, read> B_absmax: array<f32>;
-${NF4_LEVELS_WGSL}
+${NF4_LEVEL_WGSL}
 fn load_b(i: u32) -> f32 {
   let shift = ((i / 2u) % 4u) * 8u + select(0u, 4u, (i % 2u) == 0u);
-  return NF4[(B[i / 8u] >> shift) & 15u] * B_absmax[i / 64u];
+  return nf4_level((B[i / 8u] >> shift) & 15u) * B_absmax[i / 64u];
 }`,
 };
 
@@ -159,6 +155,20 @@ export function matmulInto(
   }
   if (out.size !== batch * m * n) {
     throw new RangeError(`matmul: output ${shapeString(out.shape)} does not hold ${batch}x${m}x${n}`);
+  }
+  if (m === 1 && batch === 1 && transB && !transA && gemvApplies(k)) {
+    gemvInto(
+      out.range,
+      a.range,
+      b instanceof Tensor ? b.range : b.packed.range,
+      storage,
+      n,
+      k,
+      bias ? bias.range : null,
+      accumulate,
+      b instanceof Tensor ? null : b.absmax.range,
+    );
+    return;
   }
   const tile = tileFor(m, n);
   const spec = kernel(tile, transA, transB, storage);

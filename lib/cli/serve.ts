@@ -3,6 +3,8 @@
  * and exits 1. Job kinds must be registered (their modules imported) before the queue starts.
  */
 import { GpuUnavailableError } from "../../compute/gpu.ts";
+import { registerLabJobs } from "../lab/jobs.ts";
+import { labRoots } from "../paths.ts";
 import { parseServeOptions, SERVE_USAGE } from "../server/options.ts";
 import { startLab } from "../server/start.ts";
 
@@ -12,6 +14,8 @@ export async function run(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
+  // Before the queue starts, so runs left queued by a previous process find their kind.
+  registerLabJobs(labRoots(options.home));
   let lab;
   try {
     lab = await startLab(options);

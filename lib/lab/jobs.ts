@@ -33,7 +33,7 @@ export const TRAIN_EVAL_DEFAULTS: TrainEvalSettings = {
 };
 
 /** The stored config of a train run: TrainConfig without `out` (the run's own folder) plus eval settings. */
-export type TrainJobConfig = Omit<TrainConfig, "out"> & TrainEvalSettings;
+export type TrainJobConfig = Omit<TrainConfig, "out" | "resume"> & TrainEvalSettings;
 
 /** What a train run stores under the "training" label: the RunSummary pieces besides the scores. */
 export interface TrainingFacts {
@@ -103,9 +103,9 @@ export function validateTrainJob(roots: LabRoots, raw: JsonObject): TrainJobConf
       );
     }
   }
-  const defaults = { ...RECIPE_DEFAULTS[recipe as Recipe], ...TRAIN_EVAL_DEFAULTS, model: "", dataset: "" };
-  const { out: _out, resume: _resume, ...settable } = { ...defaults, out: "", resume: false };
-  checkTypes(raw, settable, { maxSteps: "number", limit: "number" });
+  const { resume: _resume, ...recipeDefaults } = RECIPE_DEFAULTS[recipe as Recipe];
+  const defaults = { ...recipeDefaults, ...TRAIN_EVAL_DEFAULTS, model: "", dataset: "" };
+  checkTypes(raw, defaults, { maxSteps: "number", limit: "number" });
   if (typeof raw.model !== "string") {
     throw new TypeError("model must be given: a built-in name or a model folder");
   }

@@ -1,5 +1,6 @@
 import { matmul } from "../../compute/matmul.ts";
 import { keep, tensor, tidy } from "../../compute/tensor.ts";
+import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
 import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
 
 /** float64 reference: C[b] = op(A[b]) @ op(B[b or shared]) + bias. */
@@ -93,3 +94,34 @@ gpuTest("matmul: the 128x128 register-blocked tile (1500 x 1450 output, edges pa
     { forward: 1e-5, grad: 1e-5, fdSamples: 6 },
   );
 });
+
+gpuTest(
+  "matmul: the decode GEMV (one row times Wᵀ) for f32 and f16 weights, with bias and accumulation",
+  async () => {
+    for (const [n, k] of [[37, 24], [300, 1032], [5, 4096]]) {
+      const x = randn(k, n + 1);
+      const w = randn(n * k, n + 2);
+      const bias = randn(n, n + 3);
+      for (const dtype of ["f32", "f16"] as const) {
+        const wq = dtype === "f16" ? Float64Array.from(w, (v) => f16Round(v)) : w;
+        const want = matmulRef(x, wq, bias, 1, 1, n, k, false, true, true);
+        const out = keep(tidy(() => {
+          const weight = dtype === "f16"
+            ? tensor(f32ToF16(Float32Array.from(w)), [n, k], "f16")
+            : tensor(Float32Array.from(w), [n, k]);
+          return matmul(tensor(Float32Array.from(x), [1, k]), weight, {
+            transB: true,
+            bias: tensor(Float32Array.from(bias), [n]),
+          });
+        }));
+        assertClose(`gemv ${dtype} ${n}x${k}`, await out.toArray(), want, 1e-5);
+        out.dispose();
+      }
+    }
+  },
+);
+
+/** f32 -> nearest f16 value (as a number). */
+function f16Round(v: number): number {
+  return f16ToF32(f32ToF16(Float32Array.of(v)))[0];
+}

@@ -115,46 +115,50 @@ gpuTest("nf4: double quantisation of absmax matches the reference within one 8-b
 gpuTest(
   "nf4: linear forward and input gradient read the packed weights (vs f64 on the dequantised matrix)",
   async () => {
-    const [n, inp, out] = [9, 70, 33];
-    const w = keep(tensor(Float32Array.from(randn(out * inp, 5)), [out, inp]));
-    for (const doubleQuant of [false, true]) {
-      const q = await quantizeNf4(w, doubleQuant);
-      const deq = dequantizeNf4(q);
-      const wd = Array.from(await deq.read());
-      deq.dispose();
-      const xData = randn(n * inp, 6);
-      const bias = keep(tensor(Float32Array.from(randn(out, 8)), [out]));
-      const x = keep(tensor(Float32Array.from(xData), [n, inp]));
-      x.requiresGrad = true;
-      const y = keep(tidy(() => nf4Linear(x, q, bias)));
-      const want = new Float64Array(n * out);
-      const biasData = await bias.read();
-      for (let i = 0; i < n; i++) {
-        for (let o = 0; o < out; o++) {
-          let s = biasData[o];
-          for (let k = 0; k < inp; k++) s += xData[i * inp + k] * wd[o * inp + k];
-          want[i * out + o] = s;
-        }
-      }
-      assertClose(`forward (doubleQuant=${doubleQuant})`, await y.toArray(), want, 1e-6);
-      const gData = randn(n * out, 7);
-      const g = keep(tensor(Float32Array.from(gData), [n, out]));
-      backward(y, g);
-      const gxWant = new Float64Array(n * inp);
-      for (let i = 0; i < n; i++) {
-        for (let k = 0; k < inp; k++) {
-          let s = 0;
-          for (let o = 0; o < out; o++) s += gData[i * out + o] * wd[o * inp + k];
-          gxWant[i * inp + k] = s;
-        }
-      }
-      assertClose("input gradient", await x.grad!.toArray(), gxWant, 1e-6);
-      for (const t of [x, y, g, bias]) t.dispose();
-      disposeNf4(q);
-    }
-    w.dispose();
+    // n = 1 takes the decode GEMV, n = 9 the tiled GEMM.
+    for (const [n, inp, out] of [[9, 70, 33], [1, 200, 19]]) await linearCase(n, inp, out);
   },
 );
+
+async function linearCase(n: number, inp: number, out: number): Promise<void> {
+  const w = keep(tensor(Float32Array.from(randn(out * inp, 5)), [out, inp]));
+  for (const doubleQuant of [false, true]) {
+    const q = await quantizeNf4(w, doubleQuant);
+    const deq = dequantizeNf4(q);
+    const wd = Array.from(await deq.read());
+    deq.dispose();
+    const xData = randn(n * inp, 6);
+    const bias = keep(tensor(Float32Array.from(randn(out, 8)), [out]));
+    const x = keep(tensor(Float32Array.from(xData), [n, inp]));
+    x.requiresGrad = true;
+    const y = keep(tidy(() => nf4Linear(x, q, bias)));
+    const want = new Float64Array(n * out);
+    const biasData = await bias.read();
+    for (let i = 0; i < n; i++) {
+      for (let o = 0; o < out; o++) {
+        let s = biasData[o];
+        for (let k = 0; k < inp; k++) s += xData[i * inp + k] * wd[o * inp + k];
+        want[i * out + o] = s;
+      }
+    }
+    assertClose(`forward (doubleQuant=${doubleQuant})`, await y.toArray(), want, 1e-6);
+    const gData = randn(n * out, 7);
+    const g = keep(tensor(Float32Array.from(gData), [n, out]));
+    backward(y, g);
+    const gxWant = new Float64Array(n * inp);
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < inp; k++) {
+        let s = 0;
+        for (let o = 0; o < out; o++) s += gData[i * out + o] * wd[o * inp + k];
+        gxWant[i * inp + k] = s;
+      }
+    }
+    assertClose("input gradient", await x.grad!.toArray(), gxWant, 1e-6);
+    for (const t of [x, y, g, bias]) t.dispose();
+    disposeNf4(q);
+  }
+  w.dispose();
+}
 
 gpuTest("nf4: a shape mismatch is refused before any dispatch", async () => {
   const w = keep(tensor(Float32Array.from(randn(64, 1)), [8, 8]));

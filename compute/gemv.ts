@@ -1,0 +1,90 @@
+/**
+ * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with wide loads.
+ * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM.
+ */
+import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
+import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
+
+const FILE = new URL("./gemv.wgsl", import.meta.url);
+
+/** How the weight is stored, as the GEMV reads it. */
+export type GemvWeight = "f32" | "f16" | "nf4";
+
+const W_DECLS: Record<GemvWeight, string> = {
+  f32: `@group(0) @binding(2) var<storage, read> W: array<vec4f>;
+fn row_dot(row: u32, lane: u32) -> f32 {
+  let k4 = p.K / 4u;
+  let base = row * k4;
+  var acc = vec4f(0.0);
+  for (var i = lane; i < k4; i += LANES) { acc = fma(W[base + i], x[i], acc); }
+  return acc.x + acc.y + acc.z + acc.w;
+}`,
+  f16: `@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
+fn row_dot(row: u32, lane: u32) -> f32 {
+  let k4 = p.K / 4u;
+  let base = row * k4;
+  var acc = vec4f(0.0);
+  for (var i = lane; i < k4; i += LANES) {
+    let w = W[base + i];
+    acc = fma(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), x[i], acc);
+  }
+  return acc.x + acc.y + acc.z + acc.w;
+}`,
+  nf4: `@group(0) @binding(2) var<storage, read> W: array<u32>;
+@group(0) @binding(5) var<storage, read> W_absmax: array<f32>;
+${NF4_LEVEL_WGSL}
+fn row_dot(row: u32, lane: u32) -> f32 {
+  let k8 = p.K / 8u;
+  let base = row * k8;
+  var acc = vec4f(0.0);
+  for (var i = lane; i < k8; i += LANES) {
+    let word = W[base + i];
+    // 8 consecutive weights never straddle a 64-block, so one absmax scales the whole word.
+    let scale = W_absmax[(base + i) / 8u];
+    let lo = vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
+    let hi = vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));
+    acc = fma(lo * scale, x[2u * i], acc);
+    acc = fma(hi * scale, x[2u * i + 1u], acc);
+  }
+  return acc.x + acc.y + acc.z + acc.w;
+}`,
+};
+
+/** Rows per workgroup: short rows share a workgroup so every lane has work. */
+function rowsPerGroup(k: number, weight: GemvWeight): number {
+  const chunks = weight === "nf4" ? k / 8 : k / 4;
+  if (chunks >= 256) return 1;
+  if (chunks >= 64) return 4;
+  return 16;
+}
+
+/** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
+export function gemvApplies(k: number): boolean {
+  return k % 8 === 0 && k > 0;
+}
+
+/** y (+)= x @ Wᵀ (+ bias): x [1, K], W [N, K]; `extra` is the NF4 absmax buffer. */
+export function gemvInto(
+  y: BufferRange,
+  x: BufferRange,
+  weight: BufferRange,
+  storage: GemvWeight,
+  n: number,
+  k: number,
+  bias: BufferRange | null,
+  accumulate: boolean,
+  absmax: BufferRange | null,
+): void {
+  const rows = rowsPerGroup(k, storage);
+  const spec: KernelSpec = {
+    file: FILE,
+    entry: "main",
+    bindings: storage === "nf4"
+      ? ["read", "read", "read", "write", "read"]
+      : ["read", "read", "read", "write"],
+    defines: { ROWS: rows, W_DECL: W_DECLS[storage] },
+  };
+  const buffers = [x, weight, bias ?? x, y];
+  if (storage === "nf4") buffers.push(absmax!);
+  rt().dispatch(spec, new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0), buffers, Math.ceil(n / rows));
+}

@@ -1,0 +1,45 @@
+/**
+ * OpenAI-compatible endpoints (the official `openai` client works with baseURL `<lab>/v1`):
+ *   GET  /v1/models            → { object: "list", data: [{ id, object: "model", created, owned_by }] }
+ *   POST /v1/chat/completions  → chat.completion, or with `stream: true` SSE chunks ending in `data: [DONE]`
+ * Errors are OpenAI's `{"error": {message, type, param, code}}`; bad input is a 400.
+ */
+import {
+  chatCompletion,
+  chunkFrames,
+  completionId,
+  modelCards,
+  parseChatRequest,
+  toOpenAIError,
+} from "../../lib/lab/openai.ts";
+import { inferenceFor } from "../../lib/lab/inference.ts";
+import { streamGeneration } from "../../lib/lab/stream.ts";
+import { readJsonObject } from "../../lib/server/http.ts";
+import type { LabRoutes } from "../../lib/server/routes.ts";
+
+export default function routes({ app, lab }: LabRoutes) {
+  app.get("/v1/models", async (c) => c.json({ object: "list", data: await modelCards(lab.roots) }));
+
+  app.post("/v1/chat/completions", async (c) => {
+    try {
+      const request = parseChatRequest(await readJsonObject(c));
+      const id = completionId();
+      const created = Math.floor(Date.now() / 1000);
+      const service = inferenceFor(lab);
+      if (request.stream) {
+        return await streamGeneration(
+          service,
+          request.generation,
+          c.req.raw.signal,
+          chunkFrames(id, request.modelId, created, request.includeUsage),
+        );
+      }
+      const result = await service.generate({ ...request.generation, signal: c.req.raw.signal });
+      return c.json(chatCompletion(id, request.modelId, created, result));
+    } catch (err) {
+      const error = toOpenAIError(err);
+      if (error.status === 500) console.error("POST /v1/chat/completions failed:", err);
+      return c.json(error.toJSON(), error.status);
+    }
+  });
+}
