@@ -88,7 +88,12 @@ const GROUPS: { title: string; fields: FieldSpec[] }[] = [
 ];
 
 interface Estimate {
-  memory: { totalBytes: number; parts: { label: string; bytes: number }[]; trainableParameters: number; assumptions: string[] };
+  memory: {
+    totalBytes: number;
+    parts: { label: string; bytes: number }[];
+    trainableParameters: number;
+    assumptions: string[];
+  };
   time: { steps: number; tokensPerStep: number; seconds: number | null; assumptions: string[] };
 }
 
@@ -120,7 +125,12 @@ function Field({ spec, value, onChange }: { spec: FieldSpec; value: Value; onCha
     );
   } else if (spec.kind === "select") {
     input = (
-      <select id={id} name={spec.key} value={String(value)} onChange={(e) => onChange(parseField(spec, (e.target as HTMLSelectElement).value))}>
+      <select
+        id={id}
+        name={spec.key}
+        value={String(value)}
+        onChange={(e) => onChange(parseField(spec, (e.target as HTMLSelectElement).value))}
+      >
         {spec.choices!.map((c) => <option key={c} value={c}>{c}</option>)}
       </select>
     );
@@ -202,7 +212,11 @@ export default function NewRunForm(props: NewRunFormProps) {
       const response = await fetch("/api/runs", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ kind: "train", config: config(), ...(name.trim() ? { name: name.trim() } : {}) }),
+        body: JSON.stringify({
+          kind: "train",
+          config: config(),
+          ...(name.trim() ? { name: name.trim() } : {}),
+        }),
       });
       const body = await response.json();
       if (!response.ok) throw new Error(body.error);
@@ -219,7 +233,13 @@ export default function NewRunForm(props: NewRunFormProps) {
         <h2>Recipe</h2>
         {(["qlora", "full"] as const).map((r) => (
           <label key={r} style={{ marginRight: "1.5rem" }}>
-            <input type="radio" name="recipe" value={r} checked={recipe === r} onChange={() => pickRecipe(r)} />{" "}
+            <input
+              type="radio"
+              name="recipe"
+              value={r}
+              checked={recipe === r}
+              onChange={() => pickRecipe(r)}
+            />{" "}
             {RECIPE_LABELS[r]}
           </label>
         ))}
@@ -228,7 +248,12 @@ export default function NewRunForm(props: NewRunFormProps) {
             <label for="f-model">Model</label>
           </dt>
           <dd>
-            <select id="f-model" name="model" value={model} onChange={(e) => setModel((e.target as HTMLSelectElement).value)}>
+            <select
+              id="f-model"
+              name="model"
+              value={model}
+              onChange={(e) => setModel((e.target as HTMLSelectElement).value)}
+            >
               {props.models.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
             </select>
           </dd>
@@ -249,7 +274,13 @@ export default function NewRunForm(props: NewRunFormProps) {
             <label for="f-name">Run name</label>
           </dt>
           <dd>
-            <input id="f-name" name="name" value={name} placeholder="optional" onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+            <input
+              id="f-name"
+              name="name"
+              value={name}
+              placeholder="optional"
+              onInput={(e) => setName((e.target as HTMLInputElement).value)}
+            />
           </dd>
         </dl>
       </section>
@@ -281,8 +312,11 @@ export default function NewRunForm(props: NewRunFormProps) {
           <div class="columns">
             <div>
               <p>
-                GPU memory ≈ <strong data-field="memory-total">{formatBytes(estimate.memory.totalBytes)}</strong>{" "}
-                <span class="muted">({estimate.memory.trainableParameters.toLocaleString("en")} trainable parameters)</span>
+                GPU memory ≈{" "}
+                <strong data-field="memory-total">{formatBytes(estimate.memory.totalBytes)}</strong>{" "}
+                <span class="muted">
+                  ({estimate.memory.trainableParameters.toLocaleString("en")} trainable parameters)
+                </span>
               </p>
               <table class="compact">
                 <tbody>

@@ -102,8 +102,9 @@ function Side(
         </dd>
       </dl>
       <p class="muted">
-        <span data-field="status">{state.status}</span> · <span data-field="count">{state.tokens.length}</span>{" "}
-        tokens · <span data-field="rate">{rate === null ? "— tokens/s" : `${rate.toFixed(1)} tokens/s`}</span>
+        <span data-field="status">{state.status}</span> ·{" "}
+        <span data-field="count">{state.tokens.length}</span> tokens ·{" "}
+        <span data-field="rate">{rate === null ? "— tokens/s" : `${rate.toFixed(1)} tokens/s`}</span>
         {state.finishReason && ` · finished: ${state.finishReason}`}
       </p>
       {state.error && <p class="error">{state.error}</p>}
@@ -116,7 +117,13 @@ function Side(
 
 export default function Playground(props: PlaygroundProps) {
   const [prompt, setPrompt] = useState("Почему программисты путают Хэллоуин и Рождество?");
-  const [sampling, setSampling] = useState<Sampling>({ temperature: 0.7, topP: 0.95, topK: 0, maxTokens: 32, seed: 0 });
+  const [sampling, setSampling] = useState<Sampling>({
+    temperature: 0.7,
+    topP: 0.95,
+    topK: 0,
+    maxTokens: 32,
+    seed: 0,
+  });
   const [left, setLeft] = useState(props.left);
   const [right, setRight] = useState(props.right);
   const [leftState, setLeftState] = useState<SideState>(IDLE);

@@ -18,12 +18,14 @@ const METRICS = [
   { title: "Answer words", pick: (e: RunSummary["before"]) => e.meanAnswerWords, digits: 1 },
 ];
 
-function Picker({ runs, chosen }: { runs: { id: number; name: string; recipe: string }[]; chosen: number[] }) {
+function Picker(
+  { runs, chosen }: { runs: { id: number; name: string; recipe: string }[]; chosen: number[] },
+) {
   if (runs.length === 0) {
     return (
       <p class="muted">
-        No completed train run yet: launch one on <a href="/new-run">New run</a>; it is comparable once its
-        evaluation after training is stored.
+        No completed train run yet: launch one on{" "}
+        <a href="/new-run">New run</a>; it is comparable once its evaluation after training is stored.
       </p>
     );
   }
@@ -31,8 +33,8 @@ function Picker({ runs, chosen }: { runs: { id: number; name: string; recipe: st
     <form method="get" action="/compare" class="compare-picker">
       {runs.map((run) => (
         <label key={run.id} style={{ marginRight: "1.2rem", display: "inline-block" }}>
-          <input type="checkbox" name="ids" value={run.id} checked={chosen.includes(run.id)} /> #{run.id} {run.name}{" "}
-          <span class="muted">({run.recipe})</span>
+          <input type="checkbox" name="ids" value={run.id} checked={chosen.includes(run.id)} /> #{run.id}{" "}
+          {run.name} <span class="muted">({run.recipe})</span>
         </label>
       ))}
       <button type="submit">Compare</button>

@@ -26,10 +26,14 @@ export function parseRunIds(values: string[]): number[] {
   if (parts.length === 0) throw new BadRequestError("ids must list at least one run id, e.g. ?ids=3,5");
   const ids: number[] = [];
   for (const part of parts) {
-    if (!/^[1-9]\d{0,15}$/.test(part)) throw new BadRequestError(`ids: "${part}" is not a run id (a positive integer)`);
+    if (!/^[1-9]\d{0,15}$/.test(part)) {
+      throw new BadRequestError(`ids: "${part}" is not a run id (a positive integer)`);
+    }
     if (!ids.includes(Number(part))) ids.push(Number(part));
   }
-  if (ids.length > MAX_COMPARED) throw new BadRequestError(`ids: at most ${MAX_COMPARED} runs, got ${ids.length}`);
+  if (ids.length > MAX_COMPARED) {
+    throw new BadRequestError(`ids: at most ${MAX_COMPARED} runs, got ${ids.length}`);
+  }
   return ids;
 }
 

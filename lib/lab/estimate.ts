@@ -109,7 +109,10 @@ export function estimateMemory(config: ModelConfig, s: MemorySettings, hasF16: b
     const plain = total - quantized;
     const scaleBytes = s.doubleQuant ? 1 / NF4_BLOCK + 4 / (NF4_BLOCK * DOUBLE_QUANT_GROUP) : 4 / NF4_BLOCK;
     parts.push({ label: "decoder weights (NF4)", bytes: Math.ceil(quantized * (0.5 + scaleBytes)) });
-    parts.push({ label: `embeddings, norms, lm_head (${hasF16 ? "f16" : "f32"})`, bytes: plain * (hasF16 ? 2 : 4) });
+    parts.push({
+      label: `embeddings, norms, lm_head (${hasF16 ? "f16" : "f32"})`,
+      bytes: plain * (hasF16 ? 2 : 4),
+    });
     const targeted = linears.filter((l) => matchesTarget(l.module, s.targetModules));
     trainable = targeted.reduce((n, l) => n + s.loraR * (l.inFeatures + l.outFeatures), 0);
     parts.push({ label: `LoRA A/B r=${s.loraR} + gradients (f32)`, bytes: trainable * 8 });
@@ -165,7 +168,9 @@ export function measuredSpeed(store: RunStore, model: string, recipe: Recipe): S
   const runs: number[] = [];
   for (const run of store.listRuns(1000)) {
     if (run.kind !== "train" || run.config.model !== model || run.config.recipe !== recipe) continue;
-    const speeds = store.metrics(run.id).map((m) => m.tokens_per_second).filter((v): v is number => v !== null);
+    const speeds = store.metrics(run.id).map((m) => m.tokens_per_second).filter((v): v is number =>
+      v !== null
+    );
     if (speeds.length === 0) continue;
     values.push(...speeds);
     runs.push(run.id);

@@ -136,7 +136,9 @@ export function validateGenerationRequest(r: GenerationRequest): void {
   }
   r.messages.forEach((m, i) => {
     if (!["system", "user", "assistant"].includes(m?.role)) {
-      throw new TypeError(`messages[${i}].role must be "system", "user" or "assistant", got ${JSON.stringify(m?.role)}`);
+      throw new TypeError(
+        `messages[${i}].role must be "system", "user" or "assistant", got ${JSON.stringify(m?.role)}`,
+      );
     }
     if (typeof m.content !== "string") throw new TypeError(`messages[${i}].content must be a string`);
   });
@@ -150,7 +152,9 @@ export function validateGenerationRequest(r: GenerationRequest): void {
   if (!(typeof r.topP === "number" && r.topP > 0 && r.topP <= 1)) {
     throw new RangeError(`top_p must be a number in (0, 1], got ${r.topP}`);
   }
-  if (!Number.isInteger(r.topK) || r.topK < 0) throw new RangeError(`top_k must be an integer >= 0, got ${r.topK}`);
+  if (!Number.isInteger(r.topK) || r.topK < 0) {
+    throw new RangeError(`top_k must be an integer >= 0, got ${r.topK}`);
+  }
   if (!Number.isSafeInteger(r.seed)) throw new RangeError(`seed must be an integer, got ${r.seed}`);
   if (!Array.isArray(r.stop) || r.stop.length > 4 || r.stop.some((s) => typeof s !== "string" || s === "")) {
     throw new TypeError("stop must be a non-empty string or a list of at most 4 non-empty strings");
@@ -235,7 +239,9 @@ export class InferenceService {
     const entry = await this.acquire(request.model, request.adapter);
     const ids = promptIds(entry.tokenizer, entry.format, request.messages);
     const limit = entry.model.maxPositions;
-    if (ids.length + request.maxTokens > limit) throw new PromptTooLongError(ids.length, request.maxTokens, limit);
+    if (ids.length + request.maxTokens > limit) {
+      throw new PromptTooLongError(ids.length, request.maxTokens, limit);
+    }
     request.onStart?.({ promptTokens: ids.length });
     // The plain (GPT-2) format answers on one line, as training taught it: a newline ends the answer.
     const stopIds = entry.format.kind === "plain"

@@ -43,7 +43,11 @@ export function toOpenAIError(err: unknown): OpenAIError {
     const param = err.message.match(/^(\w+(?:\[\d+\])?(?:\.\w+)?) (?:must|is|has)/)?.[1] ?? null;
     return new OpenAIError(err.message, 400, "invalid_request_error", param);
   }
-  return new OpenAIError(`internal error: ${err instanceof Error ? err.message : String(err)}`, 500, "server_error");
+  return new OpenAIError(
+    `internal error: ${err instanceof Error ? err.message : String(err)}`,
+    500,
+    "server_error",
+  );
 }
 
 export interface ModelCard {
@@ -73,7 +77,12 @@ export function splitModelId(id: string): { model: string; adapter: string | nul
   const model = id.slice(0, at);
   const adapter = id.slice(at + 1);
   if (model === "" || adapter === "") {
-    throw new OpenAIError(`model "${id}" must be "base" or "base:adapter"`, 400, "invalid_request_error", "model");
+    throw new OpenAIError(
+      `model "${id}" must be "base" or "base:adapter"`,
+      400,
+      "invalid_request_error",
+      "model",
+    );
   }
   return { model, adapter };
 }
@@ -145,18 +154,25 @@ export function parseChatRequest(body: JsonObject): ChatRequest {
   }
   const messages: ChatTurn[] = (body.messages as unknown[]).map((m, i) => {
     const message = m as { role?: unknown; content?: unknown } | null;
-    if (typeof message !== "object" || message === null) invalid(`messages[${i}] must be an object`, "messages");
+    if (typeof message !== "object" || message === null) {
+      invalid(`messages[${i}] must be an object`, "messages");
+    }
     const role = message!.role;
     if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") {
       invalid(`messages[${i}].role must be system, developer, user or assistant`, "messages");
     }
     // "developer" is the newer name of "system".
-    return { role: role === "developer" ? "system" : role as ChatTurn["role"], content: messageContent(message!.content, i) };
+    return {
+      role: role === "developer" ? "system" : role as ChatTurn["role"],
+      content: messageContent(message!.content, i),
+    };
   });
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean") {
     invalid("stream must be true or false", "stream");
   }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) invalid("n must be 1: one choice per request", "n");
+  if (body.n !== undefined && body.n !== null && body.n !== 1) {
+    invalid("n must be 1: one choice per request", "n");
+  }
   for (const field of ["frequency_penalty", "presence_penalty"]) {
     if (body[field] !== undefined && body[field] !== null && body[field] !== 0) {
       invalid(`${field} is not supported: leave it out or 0`, field);
@@ -165,7 +181,9 @@ export function parseChatRequest(body: JsonObject): ChatRequest {
   let stop: string[] = [];
   if (typeof body.stop === "string") stop = [body.stop];
   else if (Array.isArray(body.stop)) stop = body.stop as string[];
-  else if (body.stop !== undefined && body.stop !== null) invalid("stop must be a string or a list of strings", "stop");
+  else if (body.stop !== undefined && body.stop !== null) {
+    invalid("stop must be a string or a list of strings", "stop");
+  }
   const maxTokensField = body.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
   const maxTokens = optionalNumber(body, maxTokensField, DEFAULT_MAX_TOKENS);
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
@@ -210,7 +228,12 @@ export function completionId(): string {
 }
 
 /** The non-streamed response. */
-export function chatCompletion(id: string, model: string, created: number, result: GenerationResult): JsonObject {
+export function chatCompletion(
+  id: string,
+  model: string,
+  created: number,
+  result: GenerationResult,
+): JsonObject {
   return {
     id,
     object: "chat.completion",
@@ -252,7 +275,14 @@ export function chunkFrames(id: string, model: string, created: number, includeU
       return chunk([{ index: 0, delta, logprobs: null, finish_reason: null }]);
     },
     done(result: GenerationResult): string {
-      const opening = first ? chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]) : "";
+      const opening = first
+        ? chunk([{
+          index: 0,
+          delta: { role: "assistant", content: "" },
+          logprobs: null,
+          finish_reason: null,
+        }])
+        : "";
       const finish = chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(result) }]);
       const usageChunk = includeUsage ? chunk([], { usage: usage(result) }) : "";
       return `${opening}${finish}${usageChunk}data: [DONE]\n\n`;

@@ -13,7 +13,7 @@ import { keep, type Tensor, tensor } from "../../compute/tensor.ts";
 import { f32ToF16, type Gpt2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
 import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
-import { transposeHost, type WeightDType, type WeightLoader } from "./weights.ts";
+import { transposeHost, type WeightDType, type WeightSource } from "./weights.ts";
 import { checkLoadOptions, type LoadOptions, makeLinear } from "./qwen2.ts";
 
 interface Gpt2Block {
@@ -52,7 +52,7 @@ export class Gpt2Model implements CausalLM {
     this.headDim = config.nEmbd / config.nHead;
   }
 
-  static async load(loader: WeightLoader, config: Gpt2Config, options: LoadOptions = {}): Promise<Gpt2Model> {
+  static async load(loader: WeightSource, config: Gpt2Config, options: LoadOptions = {}): Promise<Gpt2Model> {
     checkLoadOptions(options);
     const dtype: WeightDType = options.dtype ?? "f32";
     const trainable = options.trainable ?? false;

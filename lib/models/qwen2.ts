@@ -14,7 +14,7 @@ import type { Qwen2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
 import { Nf4Linear } from "./nf4_linear.ts";
 import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
-import { type WeightDType, WeightLoader } from "./weights.ts";
+import type { WeightDType, WeightSource } from "./weights.ts";
 
 const ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"] as const;
 const MLP = ["gate_proj", "up_proj", "down_proj"] as const;
@@ -86,15 +86,13 @@ export class Qwen2Model implements CausalLM {
   }
 
   static async load(
-    loader: WeightLoader,
+    loader: WeightSource,
     config: Qwen2Config,
     options: LoadOptions = {},
   ): Promise<Qwen2Model> {
+    checkLoadOptions(options);
     const dtype = options.dtype ?? "f32";
     const trainable = options.trainable ?? false;
-    if (trainable && dtype !== "f32") {
-      throw new TypeError('full fine-tuning needs f32 weights (dtype: "f32")');
-    }
     const { hiddenSize: c, intermediateSize: ff, numHeads, numKvHeads, headDim, vocabSize, numLayers } =
       config;
     const mark = (t: Tensor) => {

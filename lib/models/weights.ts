@@ -8,7 +8,16 @@ import type { Checkpoint } from "../checkpoint/mod.ts";
 /** How weights live on the GPU: f32 (trainable or exact) or f16 (frozen, half the memory). */
 export type WeightDType = "f32" | "f16";
 
-export class WeightLoader {
+/** Where a model's tensors come from: a checkpoint on disk, or random initialisation (benchmarks). */
+export interface WeightSource {
+  has(name: string): boolean;
+  /** Host data of a tensor (checked against `shape`). */
+  host(name: string, shape: number[], as?: "f32" | "f16"): Promise<Float32Array | Uint16Array>;
+  /** A GPU tensor in `dtype`, kept outside tidy scopes. */
+  load(name: string, shape: number[], dtype?: WeightDType): Promise<Tensor>;
+}
+
+export class WeightLoader implements WeightSource {
   private used = new Set<string>();
 
   constructor(readonly checkpoint: Checkpoint, readonly source: string) {}

@@ -4,19 +4,11 @@
  * on the assistant's replies only through the chunked lm_head + cross-entropy, gradient accumulation, global
  * norm clipping, a warmup schedule, resumable checkpoints, and per-step metrics for the CLI and the lab.
  */
-import {
-  adam8bitMaps,
-  type Adam8bitState,
-  adam8bitState,
-  adamw8bitStep,
-  disposeAdam8bitState,
-} from "../../compute/adam8bit.ts";
 import { backward, getRngCounter, setRngCounter } from "../../compute/autograd.ts";
 import { scale } from "../../compute/elementwise.ts";
-import { linearCrossEntropy } from "../../compute/loss.ts";
-import { type AdamWState, adamwStates, adamwStep, clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { clipGradNorm, zeroGrads } from "../../compute/optim.ts";
 import { initRuntime } from "../../compute/runtime.ts";
-import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { keep, type Tensor } from "../../compute/tensor.ts";
 import { joinPath } from "../checkpoint/file_io.ts";
 import { type ChatExample, loadDataset, prepareDataset } from "../data/mod.ts";
 import { generate } from "../generate/generate.ts";
@@ -28,6 +20,7 @@ import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type Batch, lengthGroupedBatches, packedBatches } from "./batches.ts";
 import type { TrainConfig } from "./config.ts";
 import { saveModelFolder } from "./export.ts";
+import { microBatchLoss, Optimizer } from "./step.ts";
 import {
   encodeExample,
   promptIds,
@@ -125,69 +118,6 @@ function encodeAll(
   return { train, evalExamples: [], dropped };
 }
 
-class Optimizer {
-  private f32: AdamWState[] = [];
-  private q8: Adam8bitState[] = [];
-  private maps: Tensor | null = null;
-
-  constructor(readonly params: Tensor[], readonly config: TrainConfig) {
-    if (config.optimizer === "adamw") this.f32 = adamwStates(params);
-    else {
-      this.maps = adam8bitMaps();
-      this.q8 = params.map((p) => adam8bitState(p));
-    }
-  }
-
-  step(lr: number, step: number): void {
-    const o = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: this.config.weightDecay, step };
-    if (this.maps) this.params.forEach((p, i) => adamw8bitStep(p, this.q8[i], this.maps!, o));
-    else adamwStep(this.params, this.f32, o);
-  }
-
-  /** State tensors by name, for checkpoints. */
-  tensors(): [string, Tensor][] {
-    if (this.maps) {
-      return this.q8.flatMap((s, i) =>
-        [
-          [`optim.${i}.qm`, s.qm],
-          [`optim.${i}.qv`, s.qv],
-          [`optim.${i}.absmax_m`, s.absmaxM],
-          [`optim.${i}.absmax_v`, s.absmaxV],
-        ] as [string, Tensor][]
-      );
-    }
-    return this.f32.flatMap((s, i) => [[`optim.${i}.m`, s.m], [`optim.${i}.v`, s.v]] as [string, Tensor][]);
-  }
-
-  dispose(): void {
-    for (const s of this.f32) {
-      s.m.dispose();
-      s.v.dispose();
-    }
-    for (const s of this.q8) disposeAdam8bitState(s);
-    this.maps?.dispose();
-  }
-}
-
-/** Forward + loss for one micro-batch; returns the mean loss over its trainable targets (recorded for backward). */
-function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): Tensor {
-  return tidy(() => {
-    const ids = tensor(batch.ids, [batch.batch, batch.seq], "i32");
-    const positions = tensor(
-      Int32Array.from(batch.ids, (_, i) => i % batch.seq),
-      [batch.batch, batch.seq],
-      "i32",
-    );
-    const hidden = model.hidden(ids, { positions, checkpointing }); // hidden: [B, T, C]
-    const targets = tensor(batch.targets, [batch.batch * batch.seq], "i32");
-    return linearCrossEntropy(
-      hidden.reshape([batch.batch * batch.seq, model.hiddenSize]),
-      model.lmHead(),
-      targets,
-    );
-  });
-}
-
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = (line: string) => hooks.onLog?.(line);
   const runtime = await initRuntime();
@@ -245,7 +175,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     } else {
       params = model.parameters();
     }
-    optimizer = new Optimizer(params, config);
+    optimizer = new Optimizer(params, config.optimizer, config.weightDecay);
     const trainableCount = params.reduce((n, p) => n + p.size, 0);
     log(
       `model: ${model.config.architecture}, ${

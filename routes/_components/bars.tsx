@@ -17,10 +17,16 @@ function ticks(max: number): number[] {
 }
 
 function short(value: number): string {
-  return Math.abs(value) >= 100 ? value.toFixed(0) : Math.abs(value) >= 10 ? value.toFixed(1) : value.toFixed(2);
+  return Math.abs(value) >= 100
+    ? value.toFixed(0)
+    : Math.abs(value) >= 10
+    ? value.toFixed(1)
+    : value.toFixed(2);
 }
 
-export function BeforeAfterBars({ title, groups, digits }: { title: string; groups: BarGroup[]; digits: number }) {
+export function BeforeAfterBars(
+  { title, groups, digits }: { title: string; groups: BarGroup[]; digits: number },
+) {
   const max = Math.max(1e-9, ...groups.flatMap((g) => [g.before, g.after])) * 1.1;
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
@@ -30,18 +36,32 @@ export function BeforeAfterBars({ title, groups, digits }: { title: string; grou
   return (
     <figure class="chart" data-bars={title}>
       <figcaption>{title}</figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} width={WIDTH} height={HEIGHT} role="img" aria-label={`${title}: before and after`}>
+      <svg
+        viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
+        width={WIDTH}
+        height={HEIGHT}
+        role="img"
+        aria-label={`${title}: before and after`}
+      >
         {ticks(max).map((t) => (
           <g key={t}>
             <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(t)} y2={y(t)} stroke="#dde1e6" />
-            <text x={PAD.left - 4} y={y(t) + 4} text-anchor="end" font-size="10" fill="#6b7480">{short(t)}</text>
+            <text x={PAD.left - 4} y={y(t) + 4} text-anchor="end" font-size="10" fill="#6b7480">
+              {short(t)}
+            </text>
           </g>
         ))}
         {groups.map((g, i) => {
           const x = PAD.left + i * groupW + groupW / 2;
           return (
             <g key={g.label}>
-              <rect x={x - barW - 1} y={y(g.before)} width={barW} height={y(0) - y(g.before)} fill={COLORS.before}>
+              <rect
+                x={x - barW - 1}
+                y={y(g.before)}
+                width={barW}
+                height={y(0) - y(g.before)}
+                fill={COLORS.before}
+              >
                 <title>{`${g.label} before: ${g.before.toFixed(digits)}`}</title>
               </rect>
               <rect x={x + 1} y={y(g.after)} width={barW} height={y(0) - y(g.after)} fill={COLORS.after}>

@@ -12,7 +12,9 @@ export async function asBadRequest<T>(work: () => Promise<T> | T): Promise<T> {
     if ((err instanceof TypeError || err instanceof RangeError) && !(err instanceof BadRequestError)) {
       const status = (err as { name: string }).name;
       // Errors the app already maps to their own status (404, 409, 413, path confinement) pass through.
-      if (["RunNotFoundError", "RunStateError", "BodyTooLargeError", "PathOutsideRootsError"].includes(status)) {
+      if (
+        ["RunNotFoundError", "RunStateError", "BodyTooLargeError", "PathOutsideRootsError"].includes(status)
+      ) {
         throw err;
       }
       throw new BadRequestError(err.message);

@@ -10,7 +10,7 @@
  *                                          or `error`; 400 before the stream when the prompt does not fit
  */
 import { catalog } from "../../lib/lab/catalog.ts";
-import { renderReport, summaries, parseRunIds } from "../../lib/lab/compare.ts";
+import { parseRunIds, renderReport, summaries } from "../../lib/lab/compare.ts";
 import { estimateLaunch } from "../../lib/lab/estimate.ts";
 import { inferenceFor } from "../../lib/lab/inference.ts";
 import { streamGeneration } from "../../lib/lab/stream.ts";
@@ -21,11 +21,18 @@ import { asBadRequest } from "./_input.ts";
 
 const PLAYGROUND_FIELDS = ["model", "adapter", "prompt", "temperature", "topP", "topK", "maxTokens", "seed"];
 
-function field<T>(body: JsonObject, name: string, type: "string" | "number", fallback: T): T {
+function stringField(body: JsonObject, name: string): string | null {
+  const value = body[name];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string") throw new BadRequestError(`${name} must be a string, got ${typeof value}`);
+  return value;
+}
+
+function numberField(body: JsonObject, name: string, fallback: number): number {
   const value = body[name];
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== type) throw new BadRequestError(`${name} must be a ${type}, got ${typeof value}`);
-  return value as T;
+  if (typeof value !== "number") throw new BadRequestError(`${name} must be a number, got ${typeof value}`);
+  return value;
 }
 
 export default function routes({ app, lab }: LabRoutes) {
@@ -37,7 +44,10 @@ export default function routes({ app, lab }: LabRoutes) {
     return c.json(await asBadRequest(() => estimateLaunch(lab.store, lab.roots, hasF16, body)));
   });
 
-  app.get("/api/compare", (c) => c.json({ runs: summaries(lab.store, parseRunIds(c.req.queries("ids") ?? [])) }));
+  app.get(
+    "/api/compare",
+    (c) => c.json({ runs: summaries(lab.store, parseRunIds(c.req.queries("ids") ?? [])) }),
+  );
   for (const format of ["csv", "md"] as const) {
     app.get(`/api/compare.${format}`, (c) => {
       const ids = parseRunIds(c.req.queries("ids") ?? []);
@@ -51,19 +61,19 @@ export default function routes({ app, lab }: LabRoutes) {
   app.post("/api/playground/generate", async (c) => {
     const body = await readJsonObject(c);
     rejectUnknownFields(body, PLAYGROUND_FIELDS);
-    const prompt = field(body, "prompt", "string", "");
+    const prompt = stringField(body, "prompt") ?? "";
     if (prompt.trim() === "") throw new BadRequestError("prompt must be a non-empty string");
-    const model = field<string | null>(body, "model", "string", null);
+    const model = stringField(body, "model");
     if (model === null) throw new BadRequestError("model must be given: a name from GET /api/catalog");
     const request = {
       model,
-      adapter: field<string | null>(body, "adapter", "string", null),
+      adapter: stringField(body, "adapter"),
       messages: [{ role: "user" as const, content: prompt }],
-      temperature: field(body, "temperature", "number", 0.7),
-      topP: field(body, "topP", "number", 0.95),
-      topK: field(body, "topK", "number", 0),
-      maxTokens: field(body, "maxTokens", "number", 64),
-      seed: field(body, "seed", "number", 0),
+      temperature: numberField(body, "temperature", 0.7),
+      topP: numberField(body, "topP", 0.95),
+      topK: numberField(body, "topK", 0),
+      maxTokens: numberField(body, "maxTokens", 64),
+      seed: numberField(body, "seed", 0),
       stop: [],
     };
     const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
