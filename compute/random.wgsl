@@ -4,7 +4,7 @@
 struct Params {
   n: u32,
   seed: u32,
-  std: f32,
+  sigma: f32,
   _pad: u32,
 }
 
@@ -24,7 +24,7 @@ fn normal2(i: u32) -> vec2f {
   let u1 = (f32(a >> 8u) + 0.5) / 16777216.0;
   let u2 = f32(b >> 8u) / 16777216.0;
   let r = sqrt(-2.0 * log(u1));
-  return vec2f(r * cos(6.283185307179586 * u2), r * sin(6.283185307179586 * u2)) * p.std;
+  return vec2f(r * cos(6.283185307179586 * u2), r * sin(6.283185307179586 * u2)) * p.sigma;
 }
 
 // One f32 per word.

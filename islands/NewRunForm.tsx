@@ -141,7 +141,8 @@ function Field({ spec, value, onChange }: { spec: FieldSpec; value: Value; onCha
         id={id}
         name={spec.key}
         value={shown}
-        size={spec.kind === "list" ? 40 : 10}
+        size={spec.kind === "list" ? 30 : 10}
+        style={{ maxWidth: "100%" }}
         onChange={(e) => onChange(parseField(spec, (e.target as HTMLInputElement).value))}
       />
     );
@@ -229,61 +230,106 @@ export default function NewRunForm(props: NewRunFormProps) {
 
   return (
     <form class="new-run" onSubmit={launch}>
-      <section>
-        <h2>Recipe</h2>
-        {(["qlora", "full"] as const).map((r) => (
-          <label key={r} style={{ marginRight: "1.5rem" }}>
-            <input
-              type="radio"
-              name="recipe"
-              value={r}
-              checked={recipe === r}
-              onChange={() => pickRecipe(r)}
-            />{" "}
-            {RECIPE_LABELS[r]}
-          </label>
-        ))}
-        <dl class="facts">
-          <dt>
-            <label for="f-model">Model</label>
-          </dt>
-          <dd>
-            <select
-              id="f-model"
-              name="model"
-              value={model}
-              onChange={(e) => setModel((e.target as HTMLSelectElement).value)}
-            >
-              {props.models.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
-            </select>
-          </dd>
-          <dt>
-            <label for="f-dataset">Dataset</label>
-          </dt>
-          <dd>
-            <select
-              id="f-dataset"
-              name="dataset"
-              value={dataset}
-              onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}
-            >
-              {props.datasets.map((d) => <option key={d.id} value={d.id}>{d.label}</option>)}
-            </select>
-          </dd>
-          <dt>
-            <label for="f-name">Run name</label>
-          </dt>
-          <dd>
-            <input
-              id="f-name"
-              name="name"
-              value={name}
-              placeholder="optional"
-              onInput={(e) => setName((e.target as HTMLInputElement).value)}
-            />
-          </dd>
-        </dl>
-      </section>
+      <div class="columns">
+        <section>
+          <h2>Recipe</h2>
+          {(["qlora", "full"] as const).map((r) => (
+            <label key={r} style={{ marginRight: "1.5rem" }}>
+              <input
+                type="radio"
+                name="recipe"
+                value={r}
+                checked={recipe === r}
+                onChange={() => pickRecipe(r)}
+              />{" "}
+              {RECIPE_LABELS[r]}
+            </label>
+          ))}
+          <dl class="facts">
+            <dt>
+              <label for="f-model">Model</label>
+            </dt>
+            <dd>
+              <select
+                id="f-model"
+                name="model"
+                value={model}
+                onChange={(e) => setModel((e.target as HTMLSelectElement).value)}
+              >
+                {props.models.map((m) => <option key={m.id} value={m.id}>{m.label}</option>)}
+              </select>
+            </dd>
+            <dt>
+              <label for="f-dataset">Dataset</label>
+            </dt>
+            <dd>
+              <select
+                id="f-dataset"
+                name="dataset"
+                value={dataset}
+                onChange={(e) => setDataset((e.target as HTMLSelectElement).value)}
+              >
+                {props.datasets.map((d) => <option key={d.id} value={d.id}>{d.label}</option>)}
+              </select>
+            </dd>
+            <dt>
+              <label for="f-name">Run name</label>
+            </dt>
+            <dd>
+              <input
+                id="f-name"
+                name="name"
+                value={name}
+                placeholder="optional"
+                onInput={(e) => setName((e.target as HTMLInputElement).value)}
+              />
+            </dd>
+          </dl>
+        </section>
+        <section class="estimate" data-field="estimate">
+          <h2>Estimate</h2>
+          {estimateError && <p class="error">{estimateError}</p>}
+          {estimate && (
+            <div>
+              <div>
+                <p>
+                  GPU memory ≈{" "}
+                  <strong data-field="memory-total">{formatBytes(estimate.memory.totalBytes)}</strong>{" "}
+                  <span class="muted">
+                    ({estimate.memory.trainableParameters.toLocaleString("en")} trainable parameters)
+                  </span>
+                </p>
+                <table class="compact">
+                  <tbody>
+                    {estimate.memory.parts.map((p) => (
+                      <tr key={p.label}>
+                        <td>{p.label}</td>
+                        <td class="num">{formatBytes(p.bytes)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+                <ul class="muted">
+                  {estimate.memory.assumptions.map((a) => <li key={a}>{a}</li>)}
+                </ul>
+              </div>
+              <div>
+                <p>
+                  Time:{" "}
+                  <strong data-field="time">
+                    {estimate.time.seconds === null
+                      ? "unknown (no earlier run of this model measured its speed)"
+                      : `≈ ${formatDuration(estimate.time.seconds * 1000)}`}
+                  </strong>
+                </p>
+                <ul class="muted">
+                  {estimate.time.assumptions.map((a) => <li key={a}>{a}</li>)}
+                </ul>
+              </div>
+            </div>
+          )}
+        </section>
+      </div>
       <div class="columns">
         {GROUPS.map((group) => {
           const fields = group.fields.filter((f) => !f.only || f.only === recipe);
@@ -305,49 +351,6 @@ export default function NewRunForm(props: NewRunFormProps) {
           );
         })}
       </div>
-      <section class="estimate" data-field="estimate">
-        <h2>Estimate</h2>
-        {estimateError && <p class="error">{estimateError}</p>}
-        {estimate && (
-          <div class="columns">
-            <div>
-              <p>
-                GPU memory ≈{" "}
-                <strong data-field="memory-total">{formatBytes(estimate.memory.totalBytes)}</strong>{" "}
-                <span class="muted">
-                  ({estimate.memory.trainableParameters.toLocaleString("en")} trainable parameters)
-                </span>
-              </p>
-              <table class="compact">
-                <tbody>
-                  {estimate.memory.parts.map((p) => (
-                    <tr key={p.label}>
-                      <td>{p.label}</td>
-                      <td class="num">{formatBytes(p.bytes)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              <ul class="muted">
-                {estimate.memory.assumptions.map((a) => <li key={a}>{a}</li>)}
-              </ul>
-            </div>
-            <div>
-              <p>
-                Time:{" "}
-                <strong data-field="time">
-                  {estimate.time.seconds === null
-                    ? "unknown (no earlier run of this model measured its speed)"
-                    : `≈ ${formatDuration(estimate.time.seconds * 1000)}`}
-                </strong>
-              </p>
-              <ul class="muted">
-                {estimate.time.assumptions.map((a) => <li key={a}>{a}</li>)}
-              </ul>
-            </div>
-          </div>
-        )}
-      </section>
       {launchError && <p class="error" data-field="launch-error">{launchError}</p>}
       <button type="submit" disabled={launching}>{launching ? "Launching…" : "Launch run"}</button>
     </form>

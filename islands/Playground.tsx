@@ -108,7 +108,12 @@ function Side(
         {state.finishReason && ` · finished: ${state.finishReason}`}
       </p>
       {state.error && <p class="error">{state.error}</p>}
-      <pre class="log stream-output" data-field="output" data-tokens={state.tokens.length}>
+      <pre
+        class="log stream-output"
+        data-field="output"
+        data-tokens={state.tokens.length}
+        style={{ whiteSpace: "pre-wrap", minHeight: "4rem" }}
+      >
         {state.tokens.map((t, i) => <span key={i} class="tok">{t}</span>)}
       </pre>
     </section>

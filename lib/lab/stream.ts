@@ -1,8 +1,9 @@
 /**
  * A generation as a Server-Sent Events response. The response is returned only once the request has its
  * turn, its model is loaded and its prompt fits — so a bad request still gets a plain 400 — and from then on
- * every token is written as it comes. A client that disconnects (the body is cancelled, or the request's own
- * signal aborts) aborts the generation, which stops at its next token.
+ * every token is written as it comes. A client that disconnects cancels the body, which aborts the
+ * generation: it stops at its next token. (The request's own signal is not used: Deno.serve also aborts it
+ * once a response is delivered.)
  */
 import type { GenerationRequest, GenerationResult, InferenceService, TokenEvent } from "./inference.ts";
 
@@ -23,13 +24,10 @@ export const SSE_HEADERS = {
 export async function streamGeneration(
   service: InferenceService,
   request: Omit<GenerationRequest, "signal" | "onStart">,
-  clientSignal: AbortSignal,
   frames: SseFrames,
 ): Promise<Response> {
   const encoder = new TextEncoder();
   const abort = new AbortController();
-  const onClientGone = () => abort.abort();
-  clientSignal.addEventListener("abort", onClientGone, { once: true });
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
   const body = new ReadableStream<Uint8Array>({
@@ -52,7 +50,6 @@ export async function streamGeneration(
     }
   };
   const close = () => {
-    clientSignal.removeEventListener("abort", onClientGone);
     if (!open) return;
     open = false;
     try {

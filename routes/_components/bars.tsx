@@ -27,7 +27,9 @@ function short(value: number): string {
 export function BeforeAfterBars(
   { title, groups, digits }: { title: string; groups: BarGroup[]; digits: number },
 ) {
-  const max = Math.max(1e-9, ...groups.flatMap((g) => [g.before, g.after])) * 1.1;
+  const largest = Math.max(0, ...groups.flatMap((g) => [g.before, g.after]));
+  // All zeros (an untrained tiny model scores 0) still gets a readable 0-1 axis.
+  const max = largest > 0 ? largest * 1.1 : 1;
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const groupW = plotW / Math.max(1, groups.length);

@@ -78,7 +78,7 @@ export default function routes({ app, lab }: LabRoutes) {
     };
     const frame = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     return await asBadRequest(() =>
-      streamGeneration(inferenceFor(lab), request, c.req.raw.signal, {
+      streamGeneration(inferenceFor(lab), request, {
         token: (e) => frame("token", e),
         done: (result) => frame("done", result),
         failed: (err) => frame("error", { message: err.message }),

@@ -30,7 +30,6 @@ export default function routes({ app, lab }: LabRoutes) {
         return await streamGeneration(
           service,
           request.generation,
-          c.req.raw.signal,
           chunkFrames(id, request.modelId, created, request.includeUsage),
         );
       }

@@ -46,7 +46,11 @@ Deno.test("Playground SSE: tokens one by one, disconnect stops the generation, t
     await reader.cancel();
     const started = performance.now();
     const next = await readSseEvents(
-      await postJson(`${lab.url}/api/playground/generate`, { model: "tiny-gpt2", prompt: PROMPT, maxTokens: 2 }),
+      await postJson(`${lab.url}/api/playground/generate`, {
+        model: "tiny-gpt2",
+        prompt: PROMPT,
+        maxTokens: 2,
+      }),
     );
     const after = JSON.parse(next.at(-1)!.data);
     assert.ok(after.queuedSeconds < 2, `waited ${after.queuedSeconds} s for a cancelled generation`);
@@ -59,7 +63,11 @@ Deno.test("Playground SSE: tokens one by one, disconnect stops the generation, t
     });
     assert.equal(tooLong.status, 400);
     assert.match((await tooLong.json()).error, /the model's context is 512 tokens/);
-    const unknown = await postJson(`${lab.url}/api/playground/generate`, { model: "tiny-gpt2", prompt: "a", x: 1 });
+    const unknown = await postJson(`${lab.url}/api/playground/generate`, {
+      model: "tiny-gpt2",
+      prompt: "a",
+      x: 1,
+    });
     assert.equal(unknown.status, 400);
     assert.match((await unknown.json()).error, /unknown field "x"/);
   } finally {
@@ -87,7 +95,10 @@ Deno.test("the official openai client lists models and chats, streamed and not",
     assert.equal(completion.choices[0].message.role, "assistant");
     assert.ok(["stop", "length"].includes(completion.choices[0].finish_reason));
     assert.ok(completion.usage!.completion_tokens >= 1 && completion.usage!.completion_tokens <= 6);
-    assert.equal(completion.usage!.total_tokens, completion.usage!.prompt_tokens + completion.usage!.completion_tokens);
+    assert.equal(
+      completion.usage!.total_tokens,
+      completion.usage!.prompt_tokens + completion.usage!.completion_tokens,
+    );
 
     const stream = await client.chat.completions.create({
       model: "tiny-gpt2",
@@ -141,7 +152,12 @@ Deno.test("the official openai client lists models and chats, streamed and not",
     });
     assert.equal(bad.status, 400);
     assert.deepEqual(await bad.json(), {
-      error: { message: "temperature must be a number", type: "invalid_request_error", param: "temperature", code: null },
+      error: {
+        message: "temperature must be a number",
+        type: "invalid_request_error",
+        param: "temperature",
+        code: null,
+      },
     });
     const noModel = await postJson(`${lab.url}/v1/chat/completions`, {
       model: "tiny-gpt2:run-9/adapter",

@@ -40,7 +40,10 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
       const training = trained.evalResults.training as { trainSeconds: number; examplesUsed: number };
       assert.ok(training.trainSeconds > 0);
       assert.equal(training.examplesUsed, 4);
-      assert.equal(trained.artifacts.model, path.join(await Deno.realPath(lab.roots.outputs[0]), `run-${run.id}`, "model"));
+      assert.equal(
+        trained.artifacts.model,
+        path.join(await Deno.realPath(lab.roots.outputs[0]), `run-${run.id}`, "model"),
+      );
       assert.ok((await Deno.stat(path.join(trained.artifacts.model, "config.json"))).isFile);
       assert.ok((await Deno.stat(trained.artifacts.checkpoint)).isDirectory);
       const log = lab.store.logTail(run.id, 100).join("\n");
@@ -56,7 +59,10 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
       const csv = await fetch(`${lab.url}/api/compare.csv?ids=${id}`);
       assert.equal(csv.status, 200);
       assert.match(csv.headers.get("content-type")!, /text\/csv/);
-      assert.match(csv.headers.get("content-disposition")!, /attachment; filename="ostrota-compare-\d+\.csv"/);
+      assert.match(
+        csv.headers.get("content-disposition")!,
+        /attachment; filename="ostrota-compare-\d+\.csv"/,
+      );
       const rows = (await csv.text()).trim().split("\n");
       assert.match(rows[0], /^name,recipe,model,train_seconds,examples_used,bleu_before,bleu_after/);
       assert.match(rows[1], new RegExp(`^#${id} tiny full,full,tiny-gpt2,`));
@@ -77,18 +83,35 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
       assert.match(body.time.assumptions.join(" "), new RegExp(`#${id}`));
     });
 
-    await t.step("cancel mid-run stops training at a step and keeps a checkpoint", async () => {
-      const run = await launch(lab.url, "train", { ...TINY_FULL_RUN, maxSteps: 200, evalCount: 1 });
-      await waitFor(() => lab.store.metrics(run.id).length >= 1, 60_000, "the first step");
-      const cancel = await fetch(`${lab.url}/api/runs/${run.id}/cancel`, { method: "POST" });
-      assert.equal(cancel.status, 200);
-      await lab.queue.idle();
-      const cancelled = lab.store.requireRun(run.id);
-      assert.equal(cancelled.status, "cancelled");
-      assert.ok(cancelled.step < 200);
-      assert.ok(cancelled.artifacts.checkpoint, "the cancelled run saved a checkpoint to resume from");
-      assert.equal(cancelled.evalResults.after, undefined);
-    });
+    await t.step(
+      "cancel mid-run keeps a checkpoint; resume continues from it and keeps the baseline",
+      async () => {
+        const run = await launch(lab.url, "train", { ...TINY_FULL_RUN, maxSteps: 4, evalCount: 1 });
+        await waitFor(() => lab.store.metrics(run.id).length >= 1, 60_000, "the first step");
+        const cancel = await fetch(`${lab.url}/api/runs/${run.id}/cancel`, { method: "POST" });
+        assert.equal(cancel.status, 200);
+        await lab.queue.idle();
+        const cancelled = lab.store.requireRun(run.id);
+        assert.equal(cancelled.status, "cancelled");
+        assert.ok(cancelled.step < 4, `cancelled at step ${cancelled.step}`);
+        assert.ok(cancelled.artifacts.checkpoint, "the cancelled run saved a checkpoint to resume from");
+        assert.equal(cancelled.evalResults.after, undefined);
+
+        const resumed = await fetch(`${lab.url}/api/runs/${run.id}/resume`, { method: "POST" });
+        assert.equal(resumed.status, 200);
+        await lab.queue.idle();
+        const done = lab.store.requireRun(run.id);
+        assert.equal(done.status, "completed", done.error ?? "");
+        assert.equal(done.step, 4);
+        const steps = lab.store.metrics(run.id).map((m) => m.step);
+        assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b), "no step trained twice");
+        assert.equal(steps.at(-1), 4);
+        const log = lab.store.logTail(run.id, 200).join("\n");
+        assert.equal(log.match(/evaluating before/g)?.length, 1, "the baseline is not evaluated again");
+        assert.match(log, /resumed at step \d/);
+        assert.ok(done.evalResults.after);
+      },
+    );
 
     await t.step("a tiny QLoRA run's adapter is exported merged and evaluated", async () => {
       const qlora = await launch(lab.url, "train", {
@@ -152,7 +175,10 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
         assert.equal(response.status, 400, JSON.stringify(config));
         assert.match((await response.json()).error, message);
       }
-      const exportBad = await postJson(`${lab.url}/api/runs`, { kind: "export", config: { adapter: "nope" } });
+      const exportBad = await postJson(`${lab.url}/api/runs`, {
+        kind: "export",
+        config: { adapter: "nope" },
+      });
       assert.equal(exportBad.status, 400);
       assert.match((await exportBad.json()).error, /adapter "nope" is not found under/);
       const estimateBad = await postJson(`${lab.url}/api/estimate`, { ...TINY_FULL_RUN, batchSize: 0 });

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { labRoots } from "../../../lib/paths.ts";
-import { InferenceService, PromptTooLongError, StopFilter, type TokenEvent } from "../../../lib/lab/inference.ts";
+import {
+  InferenceService,
+  PromptTooLongError,
+  StopFilter,
+  type TokenEvent,
+} from "../../../lib/lab/inference.ts";
 import { loadTokenizer } from "../../../lib/tokenizer/mod.ts";
 import { resolveModel } from "../../../lib/cli/resolve.ts";
 
@@ -36,19 +41,27 @@ Deno.test("the inference service streams tokens in order, one request at a time,
     const events: { side: string; event: TokenEvent }[] = [];
     const order: string[] = [];
     const [a, b] = await Promise.all([
-      service.generate({ ...base, model: "tiny-gpt2" }, (event) => events.push({ side: "a", event })).then((r) => {
-        order.push("a");
+      service.generate({ ...base, model: "tiny-gpt2" }, (event) => events.push({ side: "a", event })).then(
+        (r) => {
+          order.push("a");
+          return r;
+        },
+      ),
+      service.generate(
+        { ...base, model: "tiny-gpt2", seed: 1, temperature: 1 },
+        (event) => events.push({ side: "b", event }),
+      ).then((r) => {
+        order.push("b");
         return r;
       }),
-      service.generate({ ...base, model: "tiny-gpt2", seed: 1, temperature: 1 }, (event) =>
-        events.push({ side: "b", event })).then((r) => {
-          order.push("b");
-          return r;
-        }),
     ]);
     assert.deepEqual(order, ["a", "b"]);
     const sides = events.map((e) => e.side);
-    assert.deepEqual(sides, [...sides.filter((s) => s === "a"), ...sides.filter((s) => s === "b")], "never interleaved");
+    assert.deepEqual(
+      sides,
+      [...sides.filter((s) => s === "a"), ...sides.filter((s) => s === "b")],
+      "never interleaved",
+    );
     assert.equal(a.text, events.filter((e) => e.side === "a").map((e) => e.event.text).join(""));
     assert.ok(a.completionTokens >= 1 && a.completionTokens <= 6);
     assert.ok(a.promptTokens > 3);

@@ -1,0 +1,389 @@
+/**
+ * `deno task bench [--suite micro,train,decode] [--json] [--torch FILE] [--quick]`: Ostrota's kernels and the
+ * seed's two models at their real shapes on random weights. Prints a table (and with --json one JSON object);
+ * with --torch (bench/torch_ref.py's output from the same machine) it prints the ratio table last.
+ * Imports nothing from npm, so it runs on a GPU machine from the source tree alone.
+ */
+import { attention } from "../compute/attention.ts";
+import { backward, noGrad } from "../compute/autograd.ts";
+import { copy } from "../compute/elementwise.ts";
+import { matmulInto } from "../compute/matmul.ts";
+import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
+import { clipGradNorm, zeroGrads } from "../compute/optim.ts";
+import { fillNormal } from "../compute/random.ts";
+import { initRuntime, type Runtime } from "../compute/runtime.ts";
+import { empty, keep, type Tensor, tidy } from "../compute/tensor.ts";
+import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
+import { generate } from "../lib/generate/generate.ts";
+import { attachLora, DEFAULT_TARGETS, loraParameters } from "../lib/lora/peft.ts";
+import { Gpt2Model } from "../lib/models/gpt2.ts";
+import { Qwen2Model } from "../lib/models/qwen2.ts";
+import { preset, RandomWeights } from "../lib/models/configs.ts";
+import type { CausalLM } from "../lib/models/types.ts";
+import { seededRandom } from "../lib/generate/sampling.ts";
+import { microBatchLoss, Optimizer } from "../lib/train/step.ts";
+
+/** FP32 FMA peak of an H100/H200 SXM (the ceiling without tensor cores), for MFU. */
+const FP32_PEAK_TFLOPS = 67;
+
+interface Row {
+  suite: string;
+  name: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
+const rows: Row[] = [];
+const args = Deno.args;
+const suites = (args.includes("--suite") ? args[args.indexOf("--suite") + 1] : "micro,train,decode").split(
+  ",",
+);
+const quick = args.includes("--quick");
+/** Smoke-test the suites on the tiny presets (CPU driver) instead of the real shapes. */
+const tiny = args.includes("--tiny");
+const qwenName = tiny ? "tiny-qwen2" : "qwen2.5-7b";
+const gpt2Name = tiny ? "tiny-gpt2" : "rugpt3small";
+const json = args.includes("--json");
+const torchFile = args.includes("--torch") ? args[args.indexOf("--torch") + 1] : null;
+
+function record(row: Row): void {
+  rows.push(row);
+  console.error(
+    `${row.suite.padEnd(7)} ${row.name.padEnd(52)} ${row.value.toFixed(2).padStart(10)} ${row.unit}${
+      row.note ? `  (${row.note})` : ""
+    }`,
+  );
+}
+
+/** Median wall time (ms) of `fn` over `reps` runs, each closed by a GPU sync; `inner` calls per run. */
+async function time(rt: Runtime, fn: () => void, reps: number, inner = 1): Promise<number> {
+  fn();
+  await rt.sync();
+  const samples: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < inner; i++) fn();
+    await rt.sync();
+    samples.push((performance.now() - t0) / inner);
+  }
+  return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)];
+}
+
+function randomTensor(shape: number[], seed: number, std = 1, dtype: "f32" | "f16" = "f32"): Tensor {
+  return fillNormal(keep(empty(shape, dtype, "bench")), seed, std);
+}
+
+async function micro(rt: Runtime): Promise<void> {
+  // Copy bandwidth (bytes read + written), the memory ceiling the GEMV is judged against.
+  const n = Math.min((quick ? 16 : 256) * 2 ** 20, Math.floor(rt.gpu.maxBindingSize / 4 / 2 ** 20) * 2 ** 20);
+  const src = randomTensor([n], 1);
+  const copyMs = await time(rt, () => copy(src).dispose(), 5, 5);
+  record({
+    suite: "micro",
+    name: `copy ${(n * 4) / 2 ** 20} MiB (read+write)`,
+    value: (2 * n * 4) / copyMs / 1e6,
+    unit: "GB/s",
+  });
+  src.dispose();
+
+  const gemms: [string, number, number, number, boolean][] = [
+    ["gemm 4096^3 f32", 4096, 4096, 4096, false],
+    ["gemm qwen q/o 2048x3584x3584 (x@Wt)", 2048, 3584, 3584, true],
+    ["gemm qwen k/v 2048x512x3584 (x@Wt)", 2048, 512, 3584, true],
+    ["gemm qwen gate/up 2048x18944x3584 (x@Wt)", 2048, 18944, 3584, true],
+    ["gemm qwen down 2048x3584x18944 (x@Wt)", 2048, 3584, 18944, true],
+    ["gemm gpt2 qkv 2048x2304x768 (x@Wt)", 2048, 2304, 768, true],
+    ["gemm gpt2 fc 2048x3072x768 (x@Wt)", 2048, 3072, 768, true],
+    ["gemm gpt2 lm_head 2048x50264x768 (x@Wt)", 2048, 50264, 768, true],
+  ];
+  for (const [name, m, nn, k, transB] of quick ? gemms.slice(0, 2) : gemms) {
+    const a = randomTensor([m, k], 2);
+    const b = randomTensor(transB ? [nn, k] : [k, nn], 3);
+    const c = keep(empty([m, nn], "f32", "bench"));
+    const ms = await time(rt, () => matmulInto(c, a, b, { transB }), 3, 2);
+    record({
+      suite: "micro",
+      name,
+      value: (2 * m * nn * k) / ms / 1e9,
+      unit: "TFLOP/s",
+      note: `${ms.toFixed(2)} ms`,
+    });
+    for (const t of [a, b, c]) t.dispose();
+  }
+
+  // NF4 dequant-GEMV at Qwen2.5-7B's layer shapes (one decoded token): bytes of packed weights + absmax.
+  for (
+    const [name, out, inp] of [["q/o", 3584, 3584], ["k/v", 512, 3584], ["gate/up", 18944, 3584], [
+      "down",
+      3584,
+      18944,
+    ]] as const
+  ) {
+    const w = randomTensor([out, inp], 4, 0.02);
+    const q = await quantizeNf4(w, false);
+    w.dispose();
+    const x = randomTensor([1, inp], 5);
+    const ms = await time(rt, () => noGrad(() => tidy(() => nf4Linear(x, q).dispose())), 5, 20);
+    record({
+      suite: "micro",
+      name: `nf4 gemv ${name} ${out}x${inp}`,
+      value: nf4Bytes(q) / ms / 1e6,
+      unit: "GB/s",
+      note: `${(ms * 1000).toFixed(1)} us`,
+    });
+    disposeNf4(q);
+    x.dispose();
+  }
+
+  // Attention, Qwen2.5-7B heads: prefill of 8 x 256 (forward and forward+backward), and one decoded token.
+  const [b, t, hq, hkv, d] = [8, 256, 28, 4, 128];
+  const q = randomTensor([b, t, hq, d], 6);
+  const kk = randomTensor([b, t, hkv, d], 7);
+  const v = randomTensor([b, t, hkv, d], 8);
+  const flops = 4 * b * hq * t * t * d / 2;
+  const fwd = await time(rt, () => noGrad(() => attention(q, kk, v, { causal: true }).dispose()), 3, 3);
+  record({
+    suite: "micro",
+    name: "attention prefill fwd 8x256 28/4 heads d128",
+    value: flops / fwd / 1e9,
+    unit: "TFLOP/s",
+    note: `${fwd.toFixed(2)} ms`,
+  });
+  q.requiresGrad = true;
+  const fwdBwd = await time(rt, () => {
+    const out = keep(attention(q, kk, v, { causal: true }));
+    backward(out, out);
+    out.dispose();
+    q.grad?.dispose();
+    q.grad = null;
+  }, 3);
+  record({
+    suite: "micro",
+    name: "attention prefill fwd+bwd 8x256",
+    value: 3.5 * flops / fwdBwd / 1e9,
+    unit: "TFLOP/s",
+    note: `${fwdBwd.toFixed(2)} ms`,
+  });
+  const q1 = randomTensor([1, 1, hq, d], 9);
+  const k1 = randomTensor([1, 512, hkv, d], 10);
+  const v1 = randomTensor([1, 512, hkv, d], 11);
+  const dec = await time(rt, () => noGrad(() => attention(q1, k1, v1, { causal: true }).dispose()), 5, 20);
+  record({ suite: "micro", name: "attention decode 1 query x 512 keys", value: dec * 1000, unit: "us" });
+  for (const x of [q, kk, v, q1, k1, v1]) x.dispose();
+}
+
+function qwenConfig(): Qwen2Config {
+  return preset(tiny ? "tiny-qwen2" : "qwen2.5-7b-instruct") as Qwen2Config;
+}
+
+function gpt2Config(): Gpt2Config {
+  return preset(tiny ? "tiny-gpt2" : "rugpt3small") as Gpt2Config;
+}
+
+/** Parameters of the full model (embeddings and lm_head included). */
+function paramCount(c: Qwen2Config | Gpt2Config): number {
+  if (c.architecture === "qwen2") {
+    const attn = c.hiddenSize * c.numHeads * c.headDim * 2 + c.hiddenSize * c.numKvHeads * c.headDim * 2;
+    const mlp = 3 * c.hiddenSize * c.intermediateSize;
+    return c.numLayers * (attn + mlp) + c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
+  }
+  return c.nLayer * (12 * c.nEmbd * c.nEmbd) + (c.vocabSize + c.nPositions) * c.nEmbd;
+}
+
+async function trainStep(
+  rt: Runtime,
+  model: CausalLM,
+  params: Tensor[],
+  optimizer: Optimizer,
+  batch: number,
+  seq: number,
+  checkpointing: boolean,
+) {
+  const random = seededRandom(7);
+  const ids = Int32Array.from(
+    { length: batch * seq },
+    () => Math.floor(random() * Math.min(30000, model.vocabSize)),
+  );
+  const targets = Int32Array.from(
+    { length: batch * seq },
+    (_, i) => ((i + 1) % seq === 0 ? -100 : ids[i + 1]),
+  );
+  const data = { ids, targets, batch, seq, tokens: batch * seq, trainable: batch * (seq - 1) };
+  let step = 0;
+  const one = async () => {
+    const loss = keep(microBatchLoss(model, data, checkpointing));
+    backward(loss);
+    const norm = clipGradNorm(params, 1.0);
+    optimizer.step(1e-5, ++step);
+    zeroGrads(params);
+    const value = await loss.item();
+    loss.dispose();
+    norm.dispose();
+    if (!Number.isFinite(value)) throw new Error(`non-finite loss ${value}`);
+  };
+  await one();
+  rt.pool.resetPeak();
+  const samples: number[] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) {
+    const t0 = performance.now();
+    await one();
+    samples.push(performance.now() - t0);
+  }
+  return {
+    ms: samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)],
+    peak: rt.pool.stats().peakAllocatedBytes,
+  };
+}
+
+async function train(rt: Runtime): Promise<void> {
+  const [batch, seq] = tiny ? [2, 32] : [8, 256];
+  {
+    const config = qwenConfig();
+    const t0 = performance.now();
+    const model = await Qwen2Model.load(new RandomWeights(config), config, {
+      quantize: "nf4",
+      doubleQuant: true,
+      dtype: "f16",
+    });
+    attachLora(model, { r: 16, alpha: 16, targetModules: DEFAULT_TARGETS }, seededRandom(1));
+    const params = loraParameters(model).flatMap(({ layer }) => [layer.loraA, layer.loraB]);
+    const optimizer = new Optimizer(params, "adamw8bit", 0.01);
+    record({
+      suite: "train",
+      name: `${qwenName} NF4 model build (random weights)`,
+      value: (performance.now() - t0) / 1000,
+      unit: "s",
+      note: `${(rt.pool.stats().liveBytes / 2 ** 30).toFixed(2)} GiB`,
+    });
+    const { ms, peak } = await trainStep(rt, model, params, optimizer, batch, seq, true);
+    const tokens = batch * seq;
+    const flops = 6 * paramCount(config) * tokens;
+    record({
+      suite: "train",
+      name: `qlora step ${qwenName} ${batch}x${seq} (r16 all, ckpt, 8-bit AdamW)`,
+      value: ms,
+      unit: "ms",
+      note: `${Math.round(tokens / (ms / 1000))} tok/s`,
+    });
+    record({
+      suite: "train",
+      name: "qlora step MFU (6*N*tokens vs 67 TFLOP/s fp32)",
+      value: 100 * flops / (ms / 1000) / (FP32_PEAK_TFLOPS * 1e12),
+      unit: "%",
+    });
+    record({ suite: "train", name: "qlora step peak GPU memory", value: peak / 2 ** 30, unit: "GiB" });
+    record({
+      suite: "train",
+      name: "seed recipe projected: 60 steps of this step",
+      value: (60 * ms) / 60000,
+      unit: "min",
+      note: "60 x measured step; seed: 4 min on its GPU",
+    });
+    optimizer.dispose();
+    model.dispose();
+    rt.trim();
+  }
+  {
+    const config = gpt2Config();
+    const model = await Gpt2Model.load(new RandomWeights(config), config, { trainable: true });
+    const params = model.parameters();
+    const optimizer = new Optimizer(params, "adamw", 0);
+    const { ms, peak } = await trainStep(rt, model, params, optimizer, batch, seq, false);
+    record({
+      suite: "train",
+      name: `full-FT step ${gpt2Name} ${batch}x${seq} (f32 AdamW)`,
+      value: ms,
+      unit: "ms",
+      note: `${Math.round((batch * seq) / (ms / 1000))} tok/s`,
+    });
+    record({ suite: "train", name: "full-FT step peak GPU memory", value: peak / 2 ** 30, unit: "GiB" });
+    optimizer.dispose();
+    model.dispose();
+    rt.trim();
+  }
+}
+
+async function decode(rt: Runtime): Promise<void> {
+  const prompt = Array.from({ length: 16 }, (_, i) => 100 + i);
+  const tokens = quick ? 8 : 32;
+  const measure = async (name: string, model: CausalLM) => {
+    await generate(model, prompt, { maxNewTokens: 4 });
+    const times: number[] = [];
+    await generate(model, prompt, { maxNewTokens: tokens }, () => {
+      times.push(performance.now());
+    });
+    // Decode rate from the first to the last token (the prefill is excluded).
+    const perToken = (times.at(-1)! - times[0]) / (times.length - 1);
+    record({
+      suite: "decode",
+      name,
+      value: 1000 / perToken,
+      unit: "tok/s",
+      note: `${perToken.toFixed(1)} ms/token`,
+    });
+  };
+  {
+    const config = qwenConfig();
+    const model = await Qwen2Model.load(new RandomWeights(config), config, {
+      quantize: "nf4",
+      doubleQuant: true,
+      dtype: "f16",
+    });
+    await measure(`decode ${qwenName} NF4 batch 1`, model);
+    model.dispose();
+    rt.trim();
+  }
+  {
+    const config = gpt2Config();
+    const model = await Gpt2Model.load(new RandomWeights(config), config, { dtype: "f16" });
+    await measure(`decode ${gpt2Name} f16 batch 1`, model);
+    model.dispose();
+    rt.trim();
+  }
+}
+
+const rt = await initRuntime();
+console.error(`adapter: ${rt.gpu.adapter.description}${rt.gpu.adapter.isFallback ? " (CPU fallback)" : ""}`);
+if (suites.includes("micro")) await micro(rt);
+if (suites.includes("decode")) await decode(rt);
+if (suites.includes("train")) await train(rt);
+
+if (torchFile) {
+  const torch = JSON.parse(await Deno.readTextFile(torchFile)) as Record<string, number>;
+  const find = (name: string) => rows.find((r) => r.name.startsWith(name))?.value;
+  const ratios: [string, number | undefined, number | undefined, string][] = [
+    ["GEMM 4096^3 f32 vs cuBLAS SGEMM (TF32 off)", find("gemm 4096^3"), torch.sgemm_tflops, "target >= 0.7"],
+    ["NF4 GEMV gate/up vs torch copy bandwidth", find("nf4 gemv gate/up"), torch.copy_gbps, "target >= 0.75"],
+    [
+      "full-FT step: torch fp32 ms / ours ms",
+      torch.full_ft_step_ms,
+      find("full-FT step"),
+      "target >= 0.5",
+    ],
+    [
+      "QLoRA step: peft bf16 ms / ours ms",
+      torch.lora_step_ms,
+      find("qlora step "),
+      "(bf16 tensor cores vs our fp32)",
+    ],
+    [
+      "decode 7B: ours tok/s / transformers bf16 tok/s",
+      find(`decode ${qwenName}`),
+      torch.generate_7b_tps,
+      "",
+    ],
+    [
+      "decode small: ours tok/s / transformers fp32 tok/s",
+      find(`decode ${gpt2Name}`),
+      torch.generate_small_tps,
+      "",
+    ],
+  ];
+  console.error("\nratio (same GPU, same call)");
+  for (const [name, ours, theirs, note] of ratios) {
+    const ratio = ours !== undefined && theirs !== undefined ? ours / theirs : NaN;
+    console.error(`  ${name.padEnd(52)} ${Number.isFinite(ratio) ? ratio.toFixed(3) : "n/a"}  ${note}`);
+  }
+}
+if (json) console.log(JSON.stringify({ adapter: rt.gpu.adapter.description, rows }));
