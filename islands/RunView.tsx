@@ -52,7 +52,7 @@ function MetricChart({ metrics, field, label, color }: {
           scales: { x: { time: false } },
           series: [{ label: "step" }, { label, stroke: color, width: 1.5, spanGaps: true }],
           // uPlot's own tick labels round a learning rate of 1e-5 to "0": small values are shown exponential.
-          axes: [{}, { size: 70, values: (_u, splits) => splits.map((v) => formatNumber(v, 3)) }],
+          axes: [{}, { size: 70, values: (_u, splits) => splits.map((v) => formatNumber(v)) }],
           legend: { show: true },
         },
         data(),
