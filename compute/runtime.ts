@@ -99,6 +99,7 @@ export class Runtime {
   /** Dispatches encoded since start, for tests and the bench. */
   dispatchCount = 0;
   submitCount = 0;
+  private passCount = 0;
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
@@ -217,9 +218,65 @@ export class Runtime {
   private computePass(): GPUComputePassEncoder {
     if (!this.pass) {
       this.encoder ??= this.gpu.device.createCommandEncoder();
-      this.pass = this.encoder.beginComputePass();
+      const timing = this.timing;
+      this.passCount++;
+      this.pass = timing
+        ? this.encoder.beginComputePass({
+          timestampWrites: {
+            querySet: timing.querySet,
+            beginningOfPassWriteIndex: 0,
+            endOfPassWriteIndex: 1,
+          },
+        })
+        : this.encoder.beginComputePass();
+      this.timing = null;
     }
     return this.pass;
+  }
+
+  private timing: { querySet: GPUQuerySet } | null = null;
+
+  /**
+   * GPU time (ms) of the dispatches `encode` issues, from timestamp queries around one compute pass (so host
+   * latency such as readback polling is not counted). Null when the device has no timestamp queries or `encode`
+   * ended the pass early (a buffer copy); callers then fall back to wall-clock timing.
+   */
+  async gpuTime(encode: () => void): Promise<number | null> {
+    if (!this.gpu.device.features.has("timestamp-query")) return null;
+    this.flush();
+    const device = this.gpu.device;
+    const querySet = device.createQuerySet({ type: "timestamp", count: 2 });
+    const resolved = device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      this.timing = { querySet };
+      const passesBefore = this.passCount;
+      encode();
+      this.timing = null;
+      if (!this.pass || this.passCount !== passesBefore + 1) {
+        this.flush();
+        return null;
+      }
+      this.pass.end();
+      this.pass = null;
+      this.encoder!.resolveQuerySet(querySet, 0, 2, resolved, 0);
+      this.encoder!.copyBufferToBuffer(resolved, 0, staging, 0, 16);
+      this.flush();
+      await this.gpu.guard(staging.mapAsync(GPUMapMode.READ));
+      const [begin, end] = new BigUint64Array(staging.getMappedRange());
+      return Number(end - begin) / 1e6;
+    } finally {
+      this.timing = null;
+      querySet.destroy();
+      resolved.destroy();
+      staging.destroy();
+    }
   }
 
   /** Copies between buffers in stream order with the dispatches. */
