@@ -71,6 +71,7 @@ export type MatmulB = Tensor | PackedNf4Matrix;
 const B_DECLS = {
   f32: `@group(0) @binding(2) var<storage, read> B: array<f32>;
 fn load_b(i: u32) -> f32 { return B[i]; }`,
+  f32x4: `@group(0) @binding(2) var<storage, read> B: array<vec4f>;`,
   f16: `@group(0) @binding(2) var<storage, read> B: array<f16>;
 fn load_b(i: u32) -> f32 { return f32(B[i]); }`,
   nf4: `@group(0) @binding(2) var<storage, read> B: array<u32>;
@@ -82,12 +83,67 @@ fn load_b(i: u32) -> f32 {
 }`,
 };
 
-function storageOf(b: MatmulB): keyof typeof B_DECLS {
+function storageOf(b: MatmulB): "f32" | "f16" | "nf4" {
   if (!(b instanceof Tensor)) return "nf4";
   return b.dtype === "f16" ? "f16" : "f32";
 }
 
-function kernel(tile: Tile, transA: boolean, transB: boolean, storage: keyof typeof B_DECLS): KernelSpec {
+/**
+ * The tile-staging loop of one operand. `vec` loads vec4s along the operand's contiguous dimension (k when the
+ * operand is [rows, K] in memory, the row dimension when it is [K, rows]); `contiguousK` says which layout.
+ */
+function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): string {
+  const [tile, rows, limit, origin, base, read] = operand === "a"
+    ? ["tile_a", "BM", "p.M", "row0", "a_base", (i: string) => `A[${i}]`]
+    : ["tile_b", "BN", "p.N", "col0", "b_base", (i: string) => `load_b(${i})`];
+  const stride = operand === "a" ? (contiguousK ? "p.K" : "p.M") : (contiguousK ? "p.K" : "p.N");
+  const source = operand === "a" ? "A" : "B";
+  if (!vec) {
+    const split = contiguousK
+      ? `let r = i / BK; let k = i % BK;`
+      : `let k = i / ${rows}; let r = i % ${rows};`;
+    const index = contiguousK ? `${base} + gr * ${stride} + gk` : `${base} + gk * ${stride} + gr`;
+    return `    for (var i = tid; i < ${rows} * BK; i += THREADS) {
+      ${split}
+      let gr = ${origin} + r;
+      let gk = k0 + k;
+      var v = 0.0;
+      if (gr < ${limit} && gk < p.k_end) { v = ${read(index)}; }
+      ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v;
+    }`;
+  }
+  if (contiguousK) {
+    return `    for (var i = tid; i < ${rows} * BK / 4u; i += THREADS) {
+      let r = i / (BK / 4u);
+      let k = (i % (BK / 4u)) * 4u;
+      let gr = ${origin} + r;
+      let gk = k0 + k;
+      var v = vec4f(0.0);
+      if (gr < ${limit} && gk < p.k_end) { v = ${source}[(${base} + gr * ${stride} + gk) / 4u]; }
+      ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v.x;
+      ${tile}[((k + 1u) * ${rows} + r) / 4u][r % 4u] = v.y;
+      ${tile}[((k + 2u) * ${rows} + r) / 4u][r % 4u] = v.z;
+      ${tile}[((k + 3u) * ${rows} + r) / 4u][r % 4u] = v.w;
+    }`;
+  }
+  return `    for (var i = tid; i < ${rows} * BK / 4u; i += THREADS) {
+      let k = i / (${rows} / 4u);
+      let r = (i % (${rows} / 4u)) * 4u;
+      let gr = ${origin} + r;
+      let gk = k0 + k;
+      var v = vec4f(0.0);
+      if (gr < ${limit} && gk < p.k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
+      ${tile}[(k * ${rows} + r) / 4u] = v;
+    }`;
+}
+
+function kernel(
+  tile: Tile,
+  transA: boolean,
+  transB: boolean,
+  storage: keyof typeof B_DECLS,
+  vecA: boolean,
+): KernelSpec {
   return {
     file: FILE,
     entry: "main",
@@ -97,9 +153,10 @@ function kernel(tile: Tile, transA: boolean, transB: boolean, storage: keyof typ
     defines: {
       ...tile,
       ...registerBlock(tile),
-      TRANS_A: String(transA),
-      TRANS_B: String(transB),
+      A_DECL: `@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;`,
       B_DECL: B_DECLS[storage],
+      LOAD_A: loadTile("a", !transA, vecA),
+      LOAD_B: loadTile("b", transB, storage === "f32x4"),
     },
   };
 }
@@ -171,7 +228,10 @@ export function matmulInto(
     return;
   }
   const tile = tileFor(m, n);
-  const spec = kernel(tile, transA, transB, storage);
+  // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
+  const vecA = (transA ? m : k) % 4 === 0;
+  const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;
+  const spec = kernel(tile, transA, transB, vecB ? "f32x4" : storage, vecA);
   const buffers = b instanceof Tensor
     ? [a.range, b.range, (bias ?? a).range, out.range]
     : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range];

@@ -7,6 +7,8 @@
 // Register-blocked: a workgroup computes a BM x BN tile through BK-deep slices staged in workgroup memory as
 // vec4 columns; each thread owns a TM x TN block (rows ty*TM.., columns tx*TN..) held in vec4 registers that
 // the wrapper unrolls into named variables (ACC_*), since WGSL arrays indexed in loops spill out of registers.
+// LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
+// (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element.
 
 struct Params {
   M: u32,
@@ -22,7 +24,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
+{{A_DECL}}
 {{B_DECL}}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -35,8 +37,6 @@ const TN: u32 = {{TN}}u;
 const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
 const THREADS: u32 = WG_X * WG_Y;
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
 
 // tile_a[k * BM / 4 + m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
 var<workgroup> tile_a: array<vec4f, BK * BM / 4u>;
@@ -70,30 +70,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 {{ACC_DECL}}
 
   for (var k0 = p.k_begin; k0 < p.k_end; k0 += BK) {
-    for (var i = tid; i < BM * BK; i += THREADS) {
-      var m: u32;
-      var k: u32;
-      if (TRANS_A) { k = i / BM; m = i % BM; } else { m = i / BK; k = i % BK; }
-      let gm = row0 + m;
-      let gk = k0 + k;
-      var v = 0.0;
-      if (gm < p.M && gk < p.k_end) {
-        if (TRANS_A) { v = A[a_base + gk * p.M + gm]; } else { v = A[a_base + gm * p.K + gk]; }
-      }
-      tile_a[(k * BM + m) / 4u][m % 4u] = v;
-    }
-    for (var i = tid; i < BN * BK; i += THREADS) {
-      var n: u32;
-      var k: u32;
-      if (TRANS_B) { n = i / BK; k = i % BK; } else { k = i / BN; n = i % BN; }
-      let gn = col0 + n;
-      let gk = k0 + k;
-      var v = 0.0;
-      if (gn < p.N && gk < p.k_end) {
-        if (TRANS_B) { v = load_b(b_base + gn * p.K + gk); } else { v = load_b(b_base + gk * p.N + gn); }
-      }
-      tile_b[(k * BN + n) / 4u][n % 4u] = v;
-    }
+{{LOAD_A}}
+{{LOAD_B}}
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
       let a_row = k * (BM / 4u) + lid.y * (TM / 4u);
