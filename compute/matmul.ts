@@ -15,9 +15,11 @@ export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
   bias?: Tensor | null;
+  /** Tuning override of the register-blocked tile (bench/gemm_sweep.ts); chosen by size otherwise. */
+  tile?: Tile;
 }
 
-interface Tile {
+export interface Tile {
   BM: number;
   BN: number;
   BK: number;
@@ -200,7 +202,7 @@ export function matmulInto(
   out: Tensor,
   a: Tensor,
   b: MatmulB,
-  { transA = false, transB = false, bias = null }: MatmulOptions,
+  { transA = false, transB = false, bias = null, tile: tileOverride }: MatmulOptions,
   accumulate = false,
 ): void {
   const { batch, m, n, k, aShared, bShared } = plan(a, b, transA, transB);
@@ -227,7 +229,7 @@ export function matmulInto(
     );
     return;
   }
-  const tile = tileFor(m, n);
+  const tile = tileOverride ?? tileFor(m, n);
   // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
   const vecA = (transA ? m : k) % 4 === 0;
   const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;

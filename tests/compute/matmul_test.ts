@@ -47,8 +47,8 @@ for (const transA of [false, true]) {
           [2, 65, 9, 40, true, false],
           [2, 5, 3, 6, true, true],
           [1, 130, 131, 19, true, true],
-        [2, 64, 36, 44, false, true],
-        [1, 132, 68, 20, true, false],
+          [2, 64, 36, 44, false, true],
+          [1, 132, 68, 20, true, false],
         ] as const
       ) {
         const aShape = batch === 1 ? (transA ? [k, m] : [m, k]) : [batch, ...(transA ? [k, m] : [m, k])];

@@ -79,3 +79,44 @@ for (const [name, golden] of Object.entries(goldens.models)) {
     },
   );
 }
+
+gpuTest(
+  "adapters that do not fit the base are refused with the file, the key and the shapes named",
+  async () => {
+    const model = await loadModel(`${FIXTURES}qwen2_untied_f16`);
+    const gpt2 = await loadModel(`${FIXTURES}gpt2_f32`);
+    try {
+      const expect = async (fn: () => Promise<unknown>, ...parts: string[]) => {
+        try {
+          await fn();
+        } catch (err) {
+          const message = (err as Error).message;
+          for (const part of parts) {
+            if (!message.includes(part)) {
+              throw new Error(`"${part}" missing from: ${message}`);
+            }
+          }
+          return;
+        }
+        throw new Error("the adapter was accepted");
+      };
+      // A hidden-16 adapter on a hidden-8 model of the same architecture.
+      await expect(
+        () => loadAdapter(model, `${FIXTURES}qwen2_tied_bf16_sharded_lora`),
+        "adapter_model.safetensors",
+        "lora_A",
+        "needs [4,8]",
+      );
+      // Qwen's projection names on a GPT-2.
+      await expect(
+        () => loadAdapter(gpt2, `${FIXTURES}qwen2_tied_bf16_sharded_lora`),
+        "no linear module matches",
+        "q_proj",
+      );
+      await expect(() => loadAdapter(model, `${FIXTURES}gpt2_f32`), "adapter_config.json does not exist");
+    } finally {
+      model.dispose();
+      gpt2.dispose();
+    }
+  },
+);
