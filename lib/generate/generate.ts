@@ -1,28 +1,30 @@
 /**
  * Autoregressive generation on the GPU with a KV cache: one prefill over the prompt, then one token per step.
- * Streaming callers get every token as it is chosen; batched greedy generation (evaluation) left-pads prompts
- * and masks the padding.
+ * Greedy decoding keeps the chosen tokens on the GPU (each step's argmax is the next step's input) and reads
+ * them back a window of steps at a time; sampling reads each step's logits and picks on the host. Streaming
+ * callers get every token in order; batched greedy generation (evaluation) left-pads prompts and masks the
+ * padding.
  */
+import { argmax } from "../../compute/argmax.ts";
 import { KVCache } from "../../compute/attention.ts";
 import { noGrad } from "../../compute/autograd.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { matmul } from "../../compute/matmul.ts";
-import { type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { rt } from "../../compute/runtime.ts";
+import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import type { CausalLM } from "../models/types.ts";
-import {
-  argmax,
-  GREEDY,
-  pickToken,
-  type SamplingOptions,
-  seededRandom,
-  validateSampling,
-} from "./sampling.ts";
+import { GREEDY, pickToken, type SamplingOptions, seededRandom, validateSampling } from "./sampling.ts";
 
 export interface GenerateOptions extends Partial<SamplingOptions> {
   maxNewTokens: number;
   /** Generation stops after any of these ids (it is included in the output). */
   stopIds?: readonly number[];
   seed?: number;
+  /**
+   * Read every step's logits back and pick on the host even when greedy (one readback per token). The step by
+   * step reference that the pipelined greedy decoding is tested against; otherwise only slower.
+   */
+  pickOnHost?: boolean;
 }
 
 export interface GenerateResult {
@@ -32,6 +34,14 @@ export interface GenerateResult {
 
 /** Return false from the callback to stop (e.g. a stop string was seen, or the client went away). */
 export type OnToken = (id: number) => boolean | void;
+
+/**
+ * Greedy steps encoded per readback. A readback costs about 10 ms of latency on the H200 (Deno polls mapAsync
+ * on a coarse interval), several tokens' worth of GPU time, so the host waits once per window rather than once
+ * per token, and the next window is already queued while it waits. Steps past a stop are wasted: at most
+ * 2 × 8 − 1 of them, a few tokens' time, against a wait per token saved eight times over.
+ */
+export const DECODE_WINDOW = 8;
 
 function checkLength(model: CausalLM, promptLength: number, maxNewTokens: number): void {
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
@@ -53,12 +63,24 @@ function checkIds(model: CausalLM, ids: readonly number[]): void {
   }
 }
 
+/**
+ * The last position of each row, hidden [B, T, C] -> [B, C]: the tensor itself when T = 1 (decoding), a row
+ * view when B = 1 and the row starts at a bindable offset, else a gather.
+ */
+function lastRows(hidden: Tensor): Tensor {
+  const [batch, seq, c] = hidden.shape;
+  if (seq === 1) return hidden.reshape([batch, c]);
+  const flat = hidden.reshape([batch * seq, c]); // flat: [B·T, C]
+  if (batch === 1 && ((hidden.offset + (seq - 1) * c) * 4) % rt().gpu.storageAlign === 0) {
+    return flat.rows(seq - 1, seq);
+  }
+  const rows = tensor(Int32Array.from({ length: batch }, (_, b) => b * seq + seq - 1), [batch], "i32");
+  return embedding(rows, flat);
+}
+
 /** Logits of the last position of each row: hidden [B, T, C] -> [B, V]. */
 function lastLogits(model: CausalLM, hidden: Tensor): Tensor {
-  const [batch, seq, c] = hidden.shape;
-  const rows = tensor(Int32Array.from({ length: batch }, (_, b) => b * seq + seq - 1), [batch], "i32");
-  const last = embedding(rows, hidden.reshape([batch * seq, c])); // last: [B, C]
-  return matmul(last, model.lmHead(), { transB: true }); // [B, V]
+  return matmul(lastRows(hidden), model.lmHead(), { transB: true });
 }
 
 function newCaches(model: CausalLM, batch: number, maxLen: number): KVCache[] {
@@ -68,7 +90,152 @@ function newCaches(model: CausalLM, batch: number, maxLen: number): KVCache[] {
   );
 }
 
-/** Generates from one prompt, calling `onToken` for each new token. */
+/** Prompts as one left-padded [B, T] batch: row b starts with pad[b] copies of its first token. */
+interface PromptBatch {
+  ids: Int32Array;
+  pad: number[];
+  length: number;
+}
+
+function padPrompts(prompts: readonly (readonly number[])[]): PromptBatch {
+  const length = Math.max(...prompts.map((p) => p.length));
+  const pad = prompts.map((p) => length - p.length);
+  const ids = Int32Array.from(prompts.flatMap((p, b) => [...new Array(pad[b]).fill(p[0]), ...p]));
+  return { ids, pad, length };
+}
+
+/**
+ * Greedy decoding without a wait per token. The chosen ids never leave the GPU between steps: slot j of one
+ * buffer holds step j's B ids, written by that step's argmax and read as the next step's input ids; positions
+ * are known on the host. The first window is the prefill alone (its token streams as soon as the prompt is
+ * processed); each later one encodes up to DECODE_WINDOW steps in one submission and reads their ids back with
+ * one readback, and one window stays queued behind the one being read, so the GPU keeps working while the host
+ * waits and runs `take`. `take` gets each step's B ids in order; false ends decoding, and the queued steps'
+ * ids are dropped (the cache rows they appended are never read). The cache never grows past prompt + maxNewTokens.
+ */
+async function decodeGreedy(
+  model: CausalLM,
+  prompts: PromptBatch,
+  maxNewTokens: number,
+  take: (ids: Int32Array) => boolean,
+): Promise<void> {
+  const { pad, length } = prompts;
+  const batch = pad.length;
+  const maxLen = length + maxNewTokens;
+  const caches = newCaches(model, batch, maxLen);
+  // Slots start at bindable offsets. GPU work runs in submission order, so a window's readback has copied the
+  // slots before the next window's steps overwrite them.
+  const align = rt().gpu.storageAlign / 4;
+  const stride = Math.ceil(batch / align) * align;
+  const slots = keep(empty([DECODE_WINDOW * stride], "i32"));
+  const slot = (j: number) => slots.rows(j * stride, j * stride + batch); // [B]
+  // Generated tokens are never padding: one mask over every column serves all steps.
+  const keyMask = pad.some((p) => p > 0)
+    ? keep(
+      tensor(
+        Int32Array.from(
+          { length: batch * maxLen },
+          (_, i) => i % maxLen >= pad[Math.floor(i / maxLen)] ? 1 : 0,
+        ),
+        [batch, maxLen],
+        "i32",
+      ),
+    )
+    : undefined;
+  const queued: { steps: number; ids: Promise<Int32Array> }[] = [];
+  let next = 0; // the first step not yet encoded
+  let last = 0; // the slot of the last encoded step
+  const encode = () => {
+    const steps = next === 0 ? 1 : Math.min(DECODE_WINDOW, maxNewTokens - next);
+    noGrad(() =>
+      tidy(() => {
+        if (next === 0) {
+          const ids = tensor(prompts.ids, [batch, length], "i32");
+          const positions = tensor(
+            prompts.ids.map((_, i) => Math.max(0, (i % length) - pad[Math.floor(i / length)])),
+            [batch, length],
+            "i32",
+          );
+          argmax(lastLogits(model, model.hidden(ids, { positions, caches, keyMask })), slot(0));
+          return;
+        }
+        // Step s feeds the token of step s − 1, which sits in column length + s − 1.
+        const host = new Int32Array(steps * stride);
+        for (let j = 0; j < steps; j++) {
+          for (let b = 0; b < batch; b++) host[j * stride + b] = length + next + j - 1 - pad[b];
+        }
+        const positions = tensor(host, [steps * stride], "i32");
+        for (let j = 0; j < steps; j++) {
+          const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
+          const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
+          const hidden = model.hidden(ids, { positions: stepPositions, caches, keyMask });
+          argmax(lastLogits(model, hidden), slot(j));
+        }
+      })
+    );
+    const filled = slots.rows(0, (steps - 1) * stride + batch);
+    queued.push({ steps, ids: filled.read() as Promise<Int32Array> });
+    filled.dispose();
+    next += steps;
+    last = steps - 1;
+  };
+  try {
+    encode();
+    if (next < maxNewTokens) encode();
+    while (queued.length > 0) {
+      const { steps, ids } = queued[0];
+      const host = await ids;
+      queued.shift();
+      for (let j = 0; j < steps; j++) {
+        if (!take(host.subarray(j * stride, j * stride + batch))) return;
+      }
+      if (next < maxNewTokens) encode();
+    }
+  } finally {
+    // A window dropped by an early stop is still on its way back; let it land before freeing.
+    await Promise.allSettled(queued.map((w) => w.ids));
+    slots.dispose();
+    keyMask?.dispose();
+    for (const cache of caches) cache.dispose();
+  }
+}
+
+/** Decoding with a readback per step: `pick` chooses from the last position's logits [V]. */
+async function decodeOnHost(
+  model: CausalLM,
+  promptIds: readonly number[],
+  maxNewTokens: number,
+  pick: (logits: Float32Array) => number,
+  take: (id: number) => boolean,
+): Promise<void> {
+  const caches = newCaches(model, 1, promptIds.length + maxNewTokens);
+  try {
+    let input = [...promptIds];
+    let past = 0;
+    for (let step = 0; step < maxNewTokens; step++) {
+      const logitsTensor = noGrad(() =>
+        tidy(() => {
+          const ids = tensor(Int32Array.from(input), [1, input.length], "i32");
+          const positions = tensor(Int32Array.from(input, (_, t) => past + t), [1, input.length], "i32");
+          return lastLogits(model, model.hidden(ids, { positions, caches }));
+        })
+      );
+      const logits = (await logitsTensor.read()) as Float32Array;
+      logitsTensor.dispose();
+      const next = pick(logits);
+      if (!take(next)) return;
+      past += input.length;
+      input = [next];
+    }
+  } finally {
+    for (const cache of caches) cache.dispose();
+  }
+}
+
+/**
+ * Generates from one prompt, calling `onToken` for each new token. Greedy settings (temperature 0, repetition
+ * penalty 1) decode on the GPU a window at a time; others pick each token on the host.
+ */
 export async function generate(
   model: CausalLM,
   promptIds: readonly number[],
@@ -78,101 +245,53 @@ export async function generate(
   checkLength(model, promptIds.length, options.maxNewTokens);
   checkIds(model, promptIds);
   const sampling = validateSampling({ ...GREEDY, ...options });
-  const random = seededRandom(options.seed ?? 0);
   const stop = new Set(options.stopIds ?? []);
-  const caches = newCaches(model, 1, promptIds.length + options.maxNewTokens);
   const history = [...promptIds];
   const ids: number[] = [];
-  try {
-    let input = [...promptIds];
-    for (let step = 0; step < options.maxNewTokens; step++) {
-      const past = history.length - input.length;
-      const logitsTensor = noGrad(() =>
-        tidy(() => {
-          const idsTensor = tensor(Int32Array.from(input), [1, input.length], "i32");
-          const positions = tensor(Int32Array.from(input, (_, t) => past + t), [1, input.length], "i32");
-          return lastLogits(model, model.hidden(idsTensor, { positions, caches }));
-        })
-      );
-      const logits = (await logitsTensor.read()) as Float32Array;
-      logitsTensor.dispose();
-      const next = pickToken(logits, history, sampling, random);
-      ids.push(next);
-      history.push(next);
-      if (onToken?.(next) === false) return { ids, stoppedBy: "callback" };
-      if (stop.has(next)) return { ids, stoppedBy: "stop-id" };
-      input = [next];
-    }
-    return { ids, stoppedBy: "max-new-tokens" };
-  } finally {
-    for (const cache of caches) cache.dispose();
+  let stoppedBy: GenerateResult["stoppedBy"] = "max-new-tokens";
+  const take = (next: number): boolean => {
+    ids.push(next);
+    history.push(next);
+    if (onToken?.(next) === false) stoppedBy = "callback";
+    else if (stop.has(next)) stoppedBy = "stop-id";
+    return stoppedBy === "max-new-tokens";
+  };
+  if (sampling.temperature === 0 && sampling.repetitionPenalty === 1 && !options.pickOnHost) {
+    await decodeGreedy(model, padPrompts([promptIds]), options.maxNewTokens, (step) => take(step[0]));
+  } else {
+    const random = seededRandom(options.seed ?? 0);
+    const pick = (logits: Float32Array) => pickToken(logits, history, sampling, random);
+    await decodeOnHost(model, promptIds, options.maxNewTokens, pick, take);
   }
+  return { ids, stoppedBy };
 }
 
 /**
  * Greedy generation for a batch of prompts (evaluation): prompts are left-padded, padding is masked out of
- * attention and positions count real tokens only, so each row gets what it would get alone.
+ * attention and positions count real tokens only, so each row gets what it would get alone. Rows that stopped
+ * keep decoding (their ids are dropped) until every row has stopped.
  */
 export async function generateGreedyBatch(
   model: CausalLM,
   prompts: readonly (readonly number[])[],
   options: { maxNewTokens: number; stopIds?: readonly number[] },
 ): Promise<number[][]> {
-  const batch = prompts.length;
-  const longest = Math.max(...prompts.map((p) => p.length));
-  checkLength(model, longest, options.maxNewTokens);
+  if (prompts.length === 0) throw new RangeError("the batch has no prompts");
+  checkLength(model, Math.max(...prompts.map((p) => p.length)), options.maxNewTokens);
   for (const p of prompts) {
     if (p.length === 0) throw new RangeError("a prompt in the batch is empty");
     checkIds(model, p);
   }
   const stop = new Set(options.stopIds ?? []);
-  const maxLen = longest + options.maxNewTokens;
-  const caches = newCaches(model, batch, maxLen);
-  const pad = prompts.map((p) => longest - p.length);
-  const keyMask = new Int32Array(batch * maxLen);
   const outputs: number[][] = prompts.map(() => []);
   const done = prompts.map(() => false);
-  try {
-    let input: number[][] = prompts.map((p, b) => [...new Array(pad[b]).fill(p[0]), ...p]);
-    let length = 0;
-    for (let step = 0; step < options.maxNewTokens && done.includes(false); step++) {
-      const seq = input[0].length;
-      for (let b = 0; b < batch; b++) {
-        for (let t = 0; t < seq; t++) keyMask[b * maxLen + length + t] = length + t >= pad[b] ? 1 : 0;
-      }
-      const total = length + seq;
-      const mask = new Int32Array(batch * total);
-      for (let b = 0; b < batch; b++) mask.set(keyMask.subarray(b * maxLen, b * maxLen + total), b * total);
-      const logitsTensor = noGrad(() =>
-        tidy(() => {
-          const idsTensor = tensor(Int32Array.from(input.flat()), [batch, seq], "i32");
-          const positions = tensor(
-            Int32Array.from({ length: batch * seq }, (_, i) => {
-              const b = Math.floor(i / seq);
-              return Math.max(0, length + (i % seq) - pad[b]);
-            }),
-            [batch, seq],
-            "i32",
-          );
-          const keys = tensor(mask, [batch, total], "i32");
-          return lastLogits(model, model.hidden(idsTensor, { positions, caches, keyMask: keys }));
-        })
-      );
-      const logits = (await logitsTensor.read()) as Float32Array;
-      logitsTensor.dispose();
-      const vocab = model.vocabSize;
-      length = total;
-      input = prompts.map((_, b) => {
-        const next = argmax(logits.subarray(b * vocab, (b + 1) * vocab));
-        if (!done[b]) {
-          outputs[b].push(next);
-          if (stop.has(next)) done[b] = true;
-        }
-        return [next];
-      });
-    }
-    return outputs;
-  } finally {
-    for (const cache of caches) cache.dispose();
-  }
+  await decodeGreedy(model, padPrompts(prompts), options.maxNewTokens, (step) => {
+    step.forEach((id, b) => {
+      if (done[b]) return;
+      outputs[b].push(id);
+      if (stop.has(id)) done[b] = true;
+    });
+    return done.includes(false);
+  });
+  return outputs;
 }

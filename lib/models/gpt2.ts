@@ -5,13 +5,13 @@
  * a copy (the state dict puts both back as transformers expects).
  */
 import { attention } from "../../compute/attention.ts";
-import { checkpoint as checkpointBlock } from "../../compute/autograd.ts";
 import { add, gelu } from "../../compute/elementwise.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { layerNorm } from "../../compute/norm.ts";
 import { keep, type Tensor, tensor } from "../../compute/tensor.ts";
 import { f32ToF16, type Gpt2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
+import { runLayers } from "./layers.ts";
 import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
 import { transposeHost, type WeightDType, type WeightSource } from "./weights.ts";
 import { checkLoadOptions, type LoadOptions, makeLinear } from "./qwen2.ts";
@@ -118,19 +118,12 @@ export class Gpt2Model implements CausalLM {
   hidden(ids: Tensor, options: ForwardOptions): Tensor {
     const [batch, seq] = ids.shape;
     let x = add(embedding(ids, this.wte), embedding(options.positions, this.wpe)); // x: [B, T, C]
-    this.blocks.forEach((block, i) => {
-      if (!options.checkpointing) x = this.block(block, x, options, i, batch, seq);
-      else {
-        // Tensors the block reads are passed as checkpoint inputs so they are kept for the recompute.
-        x = checkpointBlock(
-          (input, positions) => this.block(block, input, { ...options, positions }, i, batch, seq),
-          [
-            x,
-            options.positions,
-          ],
-        );
-      }
-    });
+    x = runLayers(
+      this.blocks,
+      x,
+      options,
+      (block, input, opts, i) => this.block(block, input, opts, i, batch, seq),
+    );
     return layerNorm(x, this.lnF.weight, this.lnF.bias, this.config.layerNormEps); // [B, T, C]
   }
 

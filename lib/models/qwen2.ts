@@ -3,7 +3,6 @@
  * (rotate-half, θ from the config), tied or untied lm_head. Mirrors transformers' Qwen2ForCausalLM.
  */
 import { attention } from "../../compute/attention.ts";
-import { checkpoint as checkpointBlock } from "../../compute/autograd.ts";
 import { swiglu } from "../../compute/activations.ts";
 import { add } from "../../compute/elementwise.ts";
 import { embedding } from "../../compute/embedding.ts";
@@ -13,6 +12,7 @@ import type { Tensor } from "../../compute/tensor.ts";
 import type { Qwen2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
 import { Nf4Linear } from "./nf4_linear.ts";
+import { runLayers } from "./layers.ts";
 import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
 import type { WeightDType, WeightSource } from "./weights.ts";
 
@@ -138,19 +138,12 @@ export class Qwen2Model implements CausalLM {
   hidden(ids: Tensor, options: ForwardOptions): Tensor {
     const [batch, seq] = ids.shape;
     let x = embedding(ids, this.embedTokens); // x: [B, T, C]
-    this.layers.forEach((layer, i) => {
-      if (!options.checkpointing) x = this.layer(layer, x, options, i, batch, seq);
-      else {
-        // Tensors the block reads are passed as checkpoint inputs so they are kept for the recompute.
-        x = checkpointBlock(
-          (input, positions) => this.layer(layer, input, { ...options, positions }, i, batch, seq),
-          [
-            x,
-            options.positions,
-          ],
-        );
-      }
-    });
+    x = runLayers(
+      this.layers,
+      x,
+      options,
+      (layer, input, opts, i) => this.layer(layer, input, opts, i, batch, seq),
+    );
     return rmsNorm(x, this.finalNorm, this.config.rmsNormEps); // [B, T, C]
   }
 

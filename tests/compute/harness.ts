@@ -6,6 +6,7 @@
 import { backward, clearTape } from "../../compute/autograd.ts";
 import { fillBits } from "../../compute/elementwise.ts";
 import { initRuntime, rt } from "../../compute/runtime.ts";
+import { seededRandom } from "../../lib/generate/sampling.ts";
 import { keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 
 const NAN_BITS = 0x7fc00000;
@@ -39,17 +40,8 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
   });
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (the sampler's mulberry32). */
+export const rng = seededRandom;
 
 /** Uniform values in [-scale, scale), never exactly zero, rounded to f32 so the f64 reference sees the same inputs. */
 export function randn(n: number, seed: number, scale = 1): Float64Array {

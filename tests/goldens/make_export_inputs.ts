@@ -5,14 +5,11 @@
  *
  * Usage: deno run -A tests/goldens/make_export_inputs.ts
  */
-import { noGrad } from "../../compute/autograd.ts";
-import { embedding } from "../../compute/embedding.ts";
-import { matmul } from "../../compute/matmul.ts";
-import { tensor, tidy } from "../../compute/tensor.ts";
 import { SAMPLE_DATASET } from "../../lib/cli/resolve.ts";
 import { loadAdapter } from "../../lib/lora/peft.ts";
 import { loadModel } from "../../lib/models/mod.ts";
 import type { CausalLM } from "../../lib/models/types.ts";
+import { promptLogits } from "../lib/models/_logits.ts";
 import { writeGpt2TokenizerFiles, writeQwenTokenizerFiles } from "../../lib/tokenizer/mod.ts";
 import { trainConfig } from "../../lib/train/config.ts";
 import { train } from "../../lib/train/trainer.ts";
@@ -27,19 +24,8 @@ async function copyDir(src: string, dst: string): Promise<void> {
 }
 
 async function lastLogits(model: CausalLM): Promise<number[]> {
-  const out = noGrad(() =>
-    tidy(() => {
-      const t = PROMPT_IDS.length;
-      const hidden = model.hidden(tensor(Int32Array.from(PROMPT_IDS), [1, t], "i32"), {
-        positions: tensor(Int32Array.from(PROMPT_IDS, (_, i) => i), [1, t], "i32"),
-      }).reshape([t, model.hiddenSize]);
-      return matmul(embedding(tensor([t - 1], [1], "i32"), hidden), model.lmHead(), { transB: true });
-    })
-  );
-  const data = Array.from(await out.read());
-  out.dispose();
   // Every 37th vocabulary entry keeps the fixture small while still covering the whole vocabulary.
-  return data.filter((_, i) => i % SUBSET_STRIDE === 0);
+  return Array.from(await promptLogits(model, PROMPT_IDS)).filter((_, i) => i % SUBSET_STRIDE === 0);
 }
 
 const work = await Deno.makeTempDir({ prefix: "ostrota-exports-" });

@@ -5,15 +5,12 @@
  * sharded, f16, f32 safetensors and pytorch_model.bin, tied and untied heads, and a PEFT adapter applied
  * unmerged.
  */
-import { noGrad } from "../../../compute/autograd.ts";
-import { embedding } from "../../../compute/embedding.ts";
-import { matmul } from "../../../compute/matmul.ts";
-import { tensor, tidy } from "../../../compute/tensor.ts";
 import { generate } from "../../../lib/generate/generate.ts";
 import { argmax } from "../../../lib/generate/sampling.ts";
 import { loadAdapter } from "../../../lib/lora/peft.ts";
 import { loadModel } from "../../../lib/models/mod.ts";
 import type { CausalLM } from "../../../lib/models/types.ts";
+import { promptLogits } from "./_logits.ts";
 import { assertClose, gpuTest } from "../../compute/harness.ts";
 
 const FIXTURES = new URL("../../fixtures/models/", import.meta.url).pathname;
@@ -36,24 +33,9 @@ const goldens = JSON.parse(Deno.readTextFileSync(`${FIXTURES}goldens.json`)) as 
   models: Record<string, ModelGolden>;
 };
 
-async function lastLogits(model: CausalLM, ids: number[]): Promise<Float32Array> {
-  const out = noGrad(() =>
-    tidy(() => {
-      const t = ids.length;
-      const hidden = model.hidden(tensor(Int32Array.from(ids), [1, t], "i32"), {
-        positions: tensor(Int32Array.from(ids, (_, i) => i), [1, t], "i32"),
-      }).reshape([t, model.hiddenSize]);
-      return matmul(embedding(tensor([t - 1], [1], "i32"), hidden), model.lmHead(), { transB: true });
-    })
-  );
-  const data = (await out.read()) as Float32Array;
-  out.dispose();
-  return data;
-}
-
 async function checkModel(model: CausalLM, golden: ModelGolden): Promise<void> {
   for (const c of golden.cases) {
-    const logits = await lastLogits(model, c.prompt_ids);
+    const logits = await promptLogits(model, c.prompt_ids);
     assertClose(`${c.name} logits`, golden.logit_indices.map((i) => logits[i]), c.logits_subset, 1e-4);
     if (argmax(logits) !== c.argmax) {
       throw new Error(`${c.name}: argmax ${argmax(logits)}, transformers ${c.argmax}`);

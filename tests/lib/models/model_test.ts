@@ -16,6 +16,7 @@ import type { CausalLM } from "../../../lib/models/types.ts";
 import { Linear, LoraLinear } from "../../../lib/models/linear.ts";
 import { Nf4Linear } from "../../../lib/models/nf4_linear.ts";
 import { dequantizeNf4 } from "../../../compute/nf4.ts";
+import { promptLogits } from "./_logits.ts";
 import { assertClose, gpuTest, rng } from "../../compute/harness.ts";
 
 const QWEN: Qwen2Config = {
@@ -109,21 +110,6 @@ for (const [name, config] of [["qwen2", QWEN], ["gpt2", GPT2]] as const) {
   });
 }
 
-async function lastLogits(model: CausalLM, ids: number[]): Promise<Float32Array> {
-  const out = noGrad(() =>
-    tidy(() => {
-      const t = ids.length;
-      const hidden = model.hidden(tensor(Int32Array.from(ids), [1, t], "i32"), {
-        positions: tensor(Int32Array.from(ids, (_, i) => i), [1, t], "i32"),
-      }).reshape([t, model.hiddenSize]);
-      return matmul(embedding(tensor([t - 1], [1], "i32"), hidden), model.lmHead(), { transB: true });
-    })
-  );
-  const data = (await out.read()) as Float32Array;
-  out.dispose();
-  return data;
-}
-
 gpuTest(
   "qwen2: a LoRA adapter saved in PEFT layout loads back to the same logits; switched off it is the base",
   async () => {
@@ -132,7 +118,7 @@ gpuTest(
     const model = await loadModel(dir);
     try {
       const ids = [3, 14, 15, 92, 65];
-      const base = await lastLogits(model, ids);
+      const base = await promptLogits(model, ids);
       const config = { r: 4, alpha: 8, targetModules: ["q_proj", "v_proj", "down_proj"] };
       attachLora(model, config, rng(1));
       // PEFT starts B at zero; give it values so the adapter changes the output.
@@ -140,18 +126,18 @@ gpuTest(
         const layer = slot.get();
         if (layer instanceof LoraLinear) layer.loraB.write(normalValues(layer.loraB.size, 3, 0.3));
       }
-      const adapted = await lastLogits(model, ids);
+      const adapted = await promptLogits(model, ids);
       if (adapted.every((v, i) => Math.abs(v - base[i]) < 1e-4)) throw new Error("adapter had no effect");
       await saveAdapter(model, adapterDir, config);
       detachLora(model);
-      assertClose("after detach", await lastLogits(model, ids), base, 0);
+      assertClose("after detach", await promptLogits(model, ids), base, 0);
       const loaded = await loadAdapter(model, adapterDir);
       if (loaded.r !== 4 || loaded.alpha !== 8) {
         throw new Error(`config read back as ${JSON.stringify(loaded)}`);
       }
-      assertClose("reloaded adapter", await lastLogits(model, ids), adapted, 1e-6);
+      assertClose("reloaded adapter", await promptLogits(model, ids), adapted, 1e-6);
       setLoraEnabled(model, false);
-      assertClose("adapter switched off", await lastLogits(model, ids), base, 0);
+      assertClose("adapter switched off", await promptLogits(model, ids), base, 0);
       setLoraEnabled(model, true);
       detachLora(model);
     } finally {
@@ -179,8 +165,8 @@ gpuTest("qwen2: an NF4-loaded model computes exactly what its dequantised weight
     const ids = [1, 2, 3, 4, 5, 6];
     assertClose(
       "nf4 model vs dequantised f32 model",
-      await lastLogits(quantized, ids),
-      await lastLogits(reference, ids),
+      await promptLogits(quantized, ids),
+      await promptLogits(reference, ids),
       1e-5,
     );
   } finally {
