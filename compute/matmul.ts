@@ -139,6 +139,82 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
     }`;
 }
 
+interface OperandLayout {
+  tile: string;
+  rows: string;
+  limit: string;
+  origin: string;
+  base: string;
+  stride: string;
+  source: string;
+  contiguousK: boolean;
+  /** vec4s each thread stages per slice. */
+  perThread: number;
+  name: string;
+}
+
+function operandLayout(operand: "a" | "b", contiguousK: boolean, tile: Tile): OperandLayout {
+  const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
+  const rows = operand === "a" ? tile.BM : tile.BN;
+  return {
+    tile: operand === "a" ? "tile_a" : "tile_b",
+    rows: operand === "a" ? "BM" : "BN",
+    limit: operand === "a" ? "p.M" : "p.N",
+    origin: operand === "a" ? "row0" : "col0",
+    base: operand === "a" ? "a_base" : "b_base",
+    stride: contiguousK ? "p.K" : operand === "a" ? "p.M" : "p.N",
+    source: operand === "a" ? "A" : "B",
+    contiguousK,
+    perThread: (rows * tile.BK) / 4 / threads,
+    name: operand === "a" ? "pa" : "pb",
+  };
+}
+
+/** Row and k of the j-th vec4 a thread stages, and the guard and address of its global load. */
+function stagedVec(o: OperandLayout, j: number, k0: string): string {
+  const split = o.contiguousK
+    ? `let r = i / (BK / 4u); let k = (i % (BK / 4u)) * 4u;`
+    : `let k = i / (${o.rows} / 4u); let r = (i % (${o.rows} / 4u)) * 4u;`;
+  const index = o.contiguousK ? `${o.base} + gr * ${o.stride} + gk` : `${o.base} + gk * ${o.stride} + gr`;
+  return `let i = tid + ${j}u * THREADS; ${split} let gr = ${o.origin} + r; let gk = ${k0} + k;
+      ${o.name}${j} = vec4f(0.0);
+      if (gr < ${o.limit} && gk < p.k_end) { ${o.name}${j} = ${o.source}[(${index}) / 4u]; }`;
+}
+
+function storeStaged(o: OperandLayout, j: number): string {
+  const split = o.contiguousK
+    ? `let r = i / (BK / 4u); let k = (i % (BK / 4u)) * 4u;`
+    : `let k = i / (${o.rows} / 4u); let r = (i % (${o.rows} / 4u)) * 4u;`;
+  const v = `${o.name}${j}`;
+  const store = o.contiguousK
+    ? [0, 1, 2, 3].map((c) => `${o.tile}[((k + ${c}u) * ${o.rows} + r) / 4u][r % 4u] = ${v}[${c}];`).join(" ")
+    : `${o.tile}[(k * ${o.rows} + r) / 4u] = ${v};`;
+  return `    { let i = tid + ${j}u * THREADS; ${split} ${store} }`;
+}
+
+/** Register-prefetching stage code for both operands, or null when a thread's share is not whole vec4s. */
+function prefetch(tile: Tile, transA: boolean, transB: boolean) {
+  const a = operandLayout("a", !transA, tile);
+  const b = operandLayout("b", transB, tile);
+  if (
+    !Number.isInteger(a.perThread) || !Number.isInteger(b.perThread) || a.perThread < 1 || b.perThread < 1
+  ) return null;
+  const ops = [a, b];
+  const decl = ops.flatMap((o) =>
+    Array.from({ length: o.perThread }, (_, j) => `  var ${o.name}${j} = vec4f(0.0);`)
+  );
+  const loads = (k0: string) =>
+    ops.flatMap((o) => Array.from({ length: o.perThread }, (_, j) => `    { ${stagedVec(o, j, k0)} }`)).join(
+      "\n",
+    );
+  return {
+    PREFETCH_FIRST: `${decl.join("\n")}\n${loads("p.k_begin")}`,
+    PREFETCH_NEXT: `    if (k0 + BK < p.k_end) {\n${loads("k0 + BK")}\n    }`,
+    LOAD_A: Array.from({ length: a.perThread }, (_, j) => storeStaged(a, j)).join("\n"),
+    LOAD_B: Array.from({ length: b.perThread }, (_, j) => storeStaged(b, j)).join("\n"),
+  };
+}
+
 function kernel(
   tile: Tile,
   transA: boolean,
@@ -157,8 +233,12 @@ function kernel(
       ...registerBlock(tile),
       A_DECL: `@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;`,
       B_DECL: B_DECLS[storage],
-      LOAD_A: loadTile("a", !transA, vecA),
-      LOAD_B: loadTile("b", transB, storage === "f32x4"),
+      ...((vecA && storage === "f32x4" && prefetch(tile, transA, transB)) || {
+        PREFETCH_FIRST: "",
+        PREFETCH_NEXT: "",
+        LOAD_A: loadTile("a", !transA, vecA),
+        LOAD_B: loadTile("b", transB, storage === "f32x4"),
+      }),
     },
   };
 }

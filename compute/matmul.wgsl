@@ -8,7 +8,9 @@
 // vec4 columns; each thread owns a TM x TN block (rows ty*TM.., columns tx*TN..) held in vec4 registers that
 // the wrapper unrolls into named variables (ACC_*), since WGSL arrays indexed in loops spill out of registers.
 // LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
-// (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element.
+// (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element. With vec4 loads on both
+// operands the next slice is prefetched into registers (PREFETCH_*) while the current one is multiplied, so
+// global-memory latency hides behind the arithmetic; LOAD_* then only move those registers into the tiles.
 
 struct Params {
   M: u32,
@@ -68,11 +70,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let b_base = batch * p.stride_b;
 
 {{ACC_DECL}}
-
+{{PREFETCH_FIRST}}
   for (var k0 = p.k_begin; k0 < p.k_end; k0 += BK) {
 {{LOAD_A}}
 {{LOAD_B}}
     workgroupBarrier();
+{{PREFETCH_NEXT}}
     for (var k = 0u; k < BK; k++) {
       let a_row = k * (BM / 4u) + lid.y * (TM / 4u);
       let b_row = k * (BN / 4u) + lid.x * (TN / 4u);

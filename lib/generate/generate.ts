@@ -107,11 +107,13 @@ function padPrompts(prompts: readonly (readonly number[])[]): PromptBatch {
 /**
  * Greedy decoding without a wait per token. The chosen ids never leave the GPU between steps: slot j of one
  * buffer holds step j's B ids, written by that step's argmax and read as the next step's input ids; positions
- * are known on the host. The first window is the prefill alone (its token streams as soon as the prompt is
- * processed); each later one encodes up to DECODE_WINDOW steps in one submission and reads their ids back with
- * one readback, and one window stays queued behind the one being read, so the GPU keeps working while the host
- * waits and runs `take`. `take` gets each step's B ids in order; false ends decoding, and the queued steps'
- * ids are dropped (the cache rows they appended are never read). The cache never grows past prompt + maxNewTokens.
+ * are known on the host. The prefill is read back alone, so the first token streams as soon as the prompt is
+ * processed; after it, windows of up to DECODE_WINDOW steps are read back with one readback each. Each step is
+ * submitted as soon as it is encoded, so the GPU starts while the host encodes the rest. A readback in Deno
+ * waits for all submitted work and then ~10 ms more, so two windows are kept queued: the second usually comes
+ * back with the first. `take` gets each step's B ids in order; false ends decoding and the queued window is
+ * dropped unread (the cache rows it appended are never read). The cache never grows past prompt +
+ * maxNewTokens.
  */
 async function decodeGreedy(
   model: CausalLM,
@@ -131,48 +133,44 @@ async function decodeGreedy(
   const slot = (j: number) => slots.rows(j * stride, j * stride + batch); // [B]
   // Generated tokens are never padding: one mask over every column serves all steps.
   const keyMask = pad.some((p) => p > 0)
-    ? keep(
-      tensor(
-        Int32Array.from(
-          { length: batch * maxLen },
-          (_, i) => i % maxLen >= pad[Math.floor(i / maxLen)] ? 1 : 0,
-        ),
-        [batch, maxLen],
-        "i32",
+    ? keep(tensor(
+      Int32Array.from(
+        { length: batch * maxLen },
+        (_, i) => i % maxLen >= pad[Math.floor(i / maxLen)] ? 1 : 0,
       ),
-    )
+      [batch, maxLen],
+      "i32",
+    ))
     : undefined;
   const queued: { steps: number; ids: Promise<Int32Array> }[] = [];
   let next = 0; // the first step not yet encoded
   let last = 0; // the slot of the last encoded step
+  const prefill = () => {
+    const ids = tensor(prompts.ids, [batch, length], "i32");
+    const positions = tensor(
+      prompts.ids.map((_, i) => Math.max(0, (i % length) - pad[Math.floor(i / length)])),
+      [batch, length],
+      "i32",
+    );
+    argmax(lastLogits(model, model.hidden(ids, { positions, caches, keyMask })), slot(0));
+  };
+  const decode = (steps: number) => {
+    // Step s feeds the token of step s − 1, which sits in column length + s − 1.
+    const host = new Int32Array(steps * stride);
+    for (let j = 0; j < steps; j++) {
+      for (let b = 0; b < batch; b++) host[j * stride + b] = length + next + j - 1 - pad[b];
+    }
+    const positions = tensor(host, [steps * stride], "i32");
+    for (let j = 0; j < steps; j++) {
+      const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
+      const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
+      argmax(lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })), slot(j));
+      rt().flush();
+    }
+  };
   const encode = () => {
     const steps = next === 0 ? 1 : Math.min(DECODE_WINDOW, maxNewTokens - next);
-    noGrad(() =>
-      tidy(() => {
-        if (next === 0) {
-          const ids = tensor(prompts.ids, [batch, length], "i32");
-          const positions = tensor(
-            prompts.ids.map((_, i) => Math.max(0, (i % length) - pad[Math.floor(i / length)])),
-            [batch, length],
-            "i32",
-          );
-          argmax(lastLogits(model, model.hidden(ids, { positions, caches, keyMask })), slot(0));
-          return;
-        }
-        // Step s feeds the token of step s − 1, which sits in column length + s − 1.
-        const host = new Int32Array(steps * stride);
-        for (let j = 0; j < steps; j++) {
-          for (let b = 0; b < batch; b++) host[j * stride + b] = length + next + j - 1 - pad[b];
-        }
-        const positions = tensor(host, [steps * stride], "i32");
-        for (let j = 0; j < steps; j++) {
-          const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
-          const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
-          const hidden = model.hidden(ids, { positions: stepPositions, caches, keyMask });
-          argmax(lastLogits(model, hidden), slot(j));
-        }
-      })
-    );
+    noGrad(() => tidy(() => next === 0 ? prefill() : decode(steps)));
     const filled = slots.rows(0, (steps - 1) * stride + batch);
     queued.push({ steps, ids: filled.read() as Promise<Int32Array> });
     filled.dispose();
@@ -181,19 +179,17 @@ async function decodeGreedy(
   };
   try {
     encode();
-    if (next < maxNewTokens) encode();
     while (queued.length > 0) {
-      const { steps, ids } = queued[0];
+      const { steps, ids } = queued.shift()!;
       const host = await ids;
-      queued.shift();
       for (let j = 0; j < steps; j++) {
         if (!take(host.subarray(j * stride, j * stride + batch))) return;
       }
-      if (next < maxNewTokens) encode();
+      while (queued.length < 2 && next < maxNewTokens) encode();
     }
   } finally {
-    // A window dropped by an early stop is still on its way back; let it land before freeing.
-    await Promise.allSettled(queued.map((w) => w.ids));
+    // Windows left queued are dropped unread; a device error there resurfaces at the next submission.
+    for (const window of queued) window.ids.catch(() => {});
     slots.dispose();
     keyMask?.dispose();
     for (const cache of caches) cache.dispose();

@@ -127,3 +127,24 @@ gpuTest(
 function f16Round(v: number): number {
   return f16ToF32(f32ToF16(Float32Array.of(v)))[0];
 }
+
+gpuTest(
+  "matmul: the 64x64 tile with register prefetch, every transpose (520 x 516 output, K = 12)",
+  async () => {
+    const [m, n, k] = [520, 516, 12];
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        await checkOp(
+          `matmul medium tile transA=${transA} transB=${transB}`,
+          [
+            { data: randn(m * k, 51), shape: transA ? [k, m] : [m, k] },
+            { data: randn(n * k, 52), shape: transB ? [n, k] : [k, n] },
+          ],
+          (a, b) => matmul(a, b, { transA, transB }),
+          (a, b) => matmulRef(a, b, null, 1, m, n, k, transA, transB, true),
+          { forward: 1e-5, grad: 1e-5, fdSamples: 4 },
+        );
+      }
+    }
+  },
+);
