@@ -8,6 +8,7 @@ import { attention } from "../compute/attention.ts";
 import { backward, noGrad } from "../compute/autograd.ts";
 import { copy } from "../compute/elementwise.ts";
 import { matmulInto } from "../compute/matmul.ts";
+import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { clipGradNorm, zeroGrads } from "../compute/optim.ts";
 import { fillNormal } from "../compute/random.ts";
@@ -84,6 +85,40 @@ function randomTensor(shape: number[], seed: number, std = 1, dtype: "f32" | "f1
   return fillNormal(keep(empty(shape, dtype, "bench")), seed, std);
 }
 
+/** Picks each product's fastest tile on this GPU first (compute/matmul_tune.ts); --no-tune keeps the defaults. */
+async function tune(shapes: GemmShape[]): Promise<void> {
+  if (args.includes("--no-tune")) return;
+  const t0 = performance.now();
+  const chosen = await tuneMatmul(shapes);
+  for (const c of chosen) {
+    const { BM, BN, BK, TM, TN } = c.tile;
+    console.error(
+      `tune    ${c.m}x${c.n}x${c.k}${c.transA ? " At" : ""}${c.transB ? " Bt" : ""} ${c.b ?? "f32"}: ` +
+        `${BM}x${BN}x${BK} ${TM}x${TN} ${c.ms.toFixed(2)} ms`,
+    );
+  }
+  record({
+    suite: "tune",
+    name: `matmul tiles tuned for ${shapes.length} products`,
+    value: (performance.now() - t0) / 1000,
+    unit: "s",
+  });
+}
+
+/** The products a training step at [tokens, ...] runs through each linear layer [out, in]. */
+function linearShapes(
+  tokens: number,
+  layers: [number, number][],
+  b: "f32" | "nf4",
+  weightGrad: boolean,
+): GemmShape[] {
+  return layers.flatMap(([out, inp]) => [
+    { m: tokens, n: out, k: inp, transB: true, b },
+    { m: tokens, n: inp, k: out, b },
+    ...(weightGrad ? [{ m: out, n: inp, k: tokens, transA: true }] : []),
+  ]);
+}
+
 async function micro(rt: Runtime): Promise<void> {
   // Copy bandwidth (bytes read + written), the memory ceiling the GEMV is judged against.
   const n = Math.min((quick ? 16 : 256) * 2 ** 20, Math.floor(rt.gpu.maxBindingSize / 4 / 2 ** 20) * 2 ** 20);
@@ -107,7 +142,9 @@ async function micro(rt: Runtime): Promise<void> {
     ["gemm gpt2 fc 2048x3072x768 (x@Wt)", 2048, 3072, 768, true],
     ["gemm gpt2 lm_head 2048x50264x768 (x@Wt)", 2048, 50264, 768, true],
   ];
-  for (const [name, m, nn, k, transB] of quick ? gemms.slice(0, 2) : gemms) {
+  const measured = quick ? gemms.slice(0, 2) : gemms;
+  await tune(measured.map(([, m, n, k, transB]) => ({ m, n, k, transB })));
+  for (const [name, m, nn, k, transB] of measured) {
     const a = randomTensor([m, k], 2);
     const b = randomTensor(transB ? [nn, k] : [k, nn], 3);
     const c = keep(empty([m, nn], "f32", "bench"));
@@ -248,6 +285,22 @@ async function trainStep(
 
 async function train(rt: Runtime): Promise<void> {
   const [batch, seq] = tiny ? [2, 32] : [8, 256];
+  const tokens = batch * seq;
+  const q = qwenConfig();
+  const g = gpt2Config();
+  const qkv = q.numKvHeads * q.headDim;
+  await tune([
+    ...linearShapes(
+      tokens,
+      [[q.numHeads * q.headDim, q.hiddenSize], [qkv, q.hiddenSize], [q.hiddenSize, q.numHeads * q.headDim], [
+        q.intermediateSize,
+        q.hiddenSize,
+      ], [q.hiddenSize, q.intermediateSize]],
+      "nf4",
+      false,
+    ),
+    ...linearShapes(tokens, [[g.nEmbd, g.nEmbd], [g.nInner, g.nEmbd], [g.nEmbd, g.nInner]], "f32", true),
+  ]);
   {
     const config = qwenConfig();
     const t0 = performance.now();
@@ -267,7 +320,6 @@ async function train(rt: Runtime): Promise<void> {
       note: `${(rt.pool.stats().liveBytes / 2 ** 30).toFixed(2)} GiB`,
     });
     const { ms, peak } = await trainStep(rt, model, params, optimizer, batch, seq, true);
-    const tokens = batch * seq;
     const flops = 6 * paramCount(config) * tokens;
     record({
       suite: "train",

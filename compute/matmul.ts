@@ -35,7 +35,40 @@ const LARGE: Tile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 
-function tileFor(m: number, n: number): Tile {
+/** Tiles a tuner may choose among (every one computes bitwise the same sums: k is accumulated in order). */
+export const TILE_CANDIDATES: readonly Tile[] = [
+  LARGE,
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
+  { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
+  MEDIUM,
+  SMALL,
+];
+
+/** Tiles measured best on this GPU (compute/matmul_tune.ts), by tileKey. */
+const tunedTiles = new Map<string, Tile>();
+
+/** The tuning key of a product: transposes, B storage, rows rounded up to a power of two, N and K. */
+export function tileKey(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  storage: string,
+): string {
+  return `${transA ? "t" : "n"}${transB ? "t" : "n"}|${storage}|${
+    2 ** Math.ceil(Math.log2(Math.max(m, 1)))
+  }|${n}|${k}`;
+}
+
+export function setTunedTile(key: string, tile: Tile): void {
+  tunedTiles.set(key, tile);
+}
+
+function tileFor(m: number, n: number, key: string): Tile {
+  const tuned = tunedTiles.get(key);
+  if (tuned) return tuned;
   if (m * n >= 128 * 128 * 128) return LARGE;
   return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
 }
@@ -309,7 +342,7 @@ export function matmulInto(
     );
     return;
   }
-  const tile = tileOverride ?? tileFor(m, n);
+  const tile = tileOverride ?? tileFor(m, n, tileKey(m, n, k, transA, transB, storage));
   // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
   const vecA = (transA ? m : k) % 4 === 0;
   const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;

@@ -36,10 +36,10 @@ export interface GenerateResult {
 export type OnToken = (id: number) => boolean | void;
 
 /**
- * Greedy steps encoded per readback. A readback costs about 10 ms of latency on the H200 (Deno polls mapAsync
- * on a coarse interval), several tokens' worth of GPU time, so the host waits once per window rather than once
- * per token, and the next window is already queued while it waits. Steps past a stop are wasted: at most
- * 2 × 8 − 1 of them, a few tokens' time, against a wait per token saved eight times over.
+ * Greedy steps per readback. A readback in Deno returns only after all submitted work is done plus a poll
+ * interval of about 10 ms (several tokens' worth of GPU time on the H200), so the host waits once per window
+ * rather than once per token. Steps past a stop are wasted: at most 2 × 8 − 1 (the rest of the stop's window
+ * and the window queued behind it), a few tokens' time against seven waits saved in every eight tokens.
  */
 export const DECODE_WINDOW = 8;
 
