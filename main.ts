@@ -9,6 +9,7 @@ const commands: Record<string, () => Promise<{ run(args: string[]): Promise<numb
   metrics: () => import("./lib/cli/metrics.ts"),
   eval: () => import("./lib/cli/eval.ts"),
   train: () => import("./lib/cli/train.ts"),
+  demo: () => import("./lib/cli/demo.ts"),
 };
 
 const usage = `usage: deno task <command> [options]
@@ -18,6 +19,7 @@ commands:
   metrics   BLEU and METEOR of hypotheses vs references --refs FILE --hyps FILE
   eval      evaluate a model on a dataset's eval split --model DIR --dataset PATH
   train     fine-tune (QLoRA or full)                  --recipe qlora|full --model DIR --dataset PATH --out DIR
+  demo      both recipes on the tiny models + sample data, evaluated before/after, with the comparison table
 Run a command with --help for its options.`;
 
 if (import.meta.main) {

@@ -50,12 +50,15 @@ fn row_dot(row: u32, lane: u32) -> f32 {
 }`,
 };
 
-/** Rows per workgroup: short rows share a workgroup so every lane has work. */
+/**
+ * Rows per workgroup: long rows get a whole workgroup; short rows share one, and very short rows (a tiny model's
+ * lm_head) get one thread each, since a reduction tree per row would cost more than the row itself.
+ */
 function rowsPerGroup(k: number, weight: GemvWeight): number {
   const chunks = weight === "nf4" ? k / 8 : k / 4;
   if (chunks >= 256) return 1;
   if (chunks >= 64) return 4;
-  return 16;
+  return chunks > 32 ? 16 : 256;
 }
 
 /** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
