@@ -19,34 +19,39 @@ fn row_dot(row: u32, lane: u32) -> f32 {
   for (var i = lane; i < k4; i += LANES) { acc = fma(W[base + i], x[i], acc); }
   return acc.x + acc.y + acc.z + acc.w;
 }`,
-  f16: `@group(0) @binding(2) var<storage, read> W: array<vec2<u32>>;
-fn row_dot(row: u32, lane: u32) -> f32 {
-  let k4 = p.K / 4u;
-  let base = row * k4;
-  var acc = vec4f(0.0);
-  for (var i = lane; i < k4; i += LANES) {
-    let w = W[base + i];
-    acc = fma(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), x[i], acc);
-  }
-  return acc.x + acc.y + acc.z + acc.w;
-}`,
-  nf4: `@group(0) @binding(2) var<storage, read> W: array<u32>;
-@group(0) @binding(5) var<storage, read> W_absmax: array<f32>;
-${NF4_LEVEL_WGSL}
+  f16: `@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
 fn row_dot(row: u32, lane: u32) -> f32 {
   let k8 = p.K / 8u;
   let base = row * k8;
   var acc = vec4f(0.0);
   for (var i = lane; i < k8; i += LANES) {
-    let word = W[base + i];
-    // 8 consecutive weights never straddle a 64-block, so one absmax scales the whole word.
-    let scale = W_absmax[(base + i) / 8u];
-    let lo = vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
-    let hi = vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));
-    acc = fma(lo * scale, x[2u * i], acc);
-    acc = fma(hi * scale, x[2u * i + 1u], acc);
+    let w = W[base + i];
+    acc = fma(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), x[2u * i], acc);
+    acc = fma(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), x[2u * i + 1u], acc);
   }
   return acc.x + acc.y + acc.z + acc.w;
+}`,
+  // 16-byte loads: four words = 32 codes, all in one 64-weight block (K is a multiple of 32 here).
+  nf4: `@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> W_absmax: array<f32>;
+${NF4_LEVEL_WGSL}
+fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
+  let lo = vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
+  let hi = vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));
+  return dot(lo, xa) + dot(hi, xb);
+}
+fn row_dot(row: u32, lane: u32) -> f32 {
+  let k32 = p.K / 32u;
+  let base = row * k32;
+  var acc = 0.0;
+  for (var i = lane; i < k32; i += LANES) {
+    let w = W[base + i];
+    let x0 = 8u * i;
+    let sum = word_dot(w.x, x[x0], x[x0 + 1u]) + word_dot(w.y, x[x0 + 2u], x[x0 + 3u]) +
+      word_dot(w.z, x[x0 + 4u], x[x0 + 5u]) + word_dot(w.w, x[x0 + 6u], x[x0 + 7u]);
+    acc = fma(sum, W_absmax[(base + i) / 2u], acc);
+  }
+  return acc;
 }`,
 };
 
@@ -55,15 +60,15 @@ fn row_dot(row: u32, lane: u32) -> f32 {
  * lm_head) get one thread each, since a reduction tree per row would cost more than the row itself.
  */
 function rowsPerGroup(k: number, weight: GemvWeight): number {
-  const chunks = weight === "nf4" ? k / 8 : k / 4;
+  const chunks = k / ({ f32: 4, f16: 8, nf4: 32 } as const)[weight];
   if (chunks >= 256) return 1;
   if (chunks >= 64) return 4;
   return chunks > 32 ? 16 : 256;
 }
 
 /** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
-export function gemvApplies(k: number): boolean {
-  return k % 8 === 0 && k > 0;
+export function gemvApplies(k: number, weight: GemvWeight): boolean {
+  return k > 0 && k % (weight === "nf4" ? 32 : 8) === 0;
 }
 
 /** y (+)= x @ Wᵀ (+ bias): x [1, K], W [N, K]; `extra` is the NF4 absmax buffer. */

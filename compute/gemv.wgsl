@@ -1,7 +1,7 @@
 // Matrix-vector product for decoding: y[n] = sum_k x[k] * W[n, k] (+ bias[n]) with W [N, K] row-major (PyTorch's
-// Linear layout) stored as f32, f16 or NF4. Memory-bound: each workgroup streams ROWS rows with wide loads
-// (a u32 word = 8 NF4 codes, 2 f16 or part of a vec4 f32), each thread strides over the row, and the partial
-// sums meet in a workgroup-memory tree. K is a multiple of 8 (the wrapper checks).
+// Linear layout) stored as f32, f16 or NF4. Memory-bound: each workgroup streams ROWS rows with 16-byte loads
+// (4 f32, 8 f16 or 32 NF4 codes), each thread strides over the row, and the partial sums meet in a
+// workgroup-memory tree. K is a multiple of 8 (f32, f16) or 32 (NF4): the wrapper checks.
 // W_DECL declares the weight buffers and `row_dot(row, t) -> f32`: thread t's partial dot product of a row.
 
 struct Params {

@@ -328,7 +328,7 @@ export function matmulInto(
   if (out.size !== batch * m * n) {
     throw new RangeError(`matmul: output ${shapeString(out.shape)} does not hold ${batch}x${m}x${n}`);
   }
-  if (m === 1 && batch === 1 && transB && !transA && gemvApplies(k)) {
+  if (m === 1 && batch === 1 && transB && !transA && gemvApplies(k, storage)) {
     gemvInto(
       out.range,
       a.range,

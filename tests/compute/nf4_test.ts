@@ -116,7 +116,7 @@ gpuTest(
   "nf4: linear forward and input gradient read the packed weights (vs f64 on the dequantised matrix)",
   async () => {
     // n = 1 takes the decode GEMV, n = 9 the tiled GEMM.
-    for (const [n, inp, out] of [[9, 70, 33], [1, 200, 19]]) await linearCase(n, inp, out);
+    for (const [n, inp, out] of [[9, 70, 33], [1, 224, 19], [1, 8192, 6]]) await linearCase(n, inp, out);
   },
 );
 
