@@ -30,16 +30,19 @@ export interface Tile {
 /** Longest reduction one dispatch performs. */
 const K_SPLIT = 16384;
 
-// 8x8 outputs per thread for big products; 4x4 where fewer, smaller tiles keep the GPU's cores busy.
-const LARGE: Tile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
+// 8x8 outputs per thread for big products; 4x4 where fewer, smaller tiles keep the GPU's cores busy. The
+// defaults are what compute/matmul_tune.ts chose most often on an H200 (bench/results/h200-2026-11-27c.txt).
+const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
+/** NF4 B tiles cost a dequantisation per element; the H200 tuner preferred a narrower tile for them. */
+const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 
 /** Tiles a tuner may choose among (every one computes bitwise the same sums: k is accumulated in order). */
 export const TILE_CANDIDATES: readonly Tile[] = [
   LARGE,
-  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
-  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
+  { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
+  LARGE_NF4,
   { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
   MEDIUM,
   SMALL,
@@ -66,10 +69,10 @@ export function setTunedTile(key: string, tile: Tile): void {
   tunedTiles.set(key, tile);
 }
 
-function tileFor(m: number, n: number, key: string): Tile {
+function tileFor(m: number, n: number, key: string, storage: string): Tile {
   const tuned = tunedTiles.get(key);
   if (tuned) return tuned;
-  if (m * n >= 128 * 128 * 128) return LARGE;
+  if (m * n >= 128 * 128 * 128) return storage === "nf4" ? LARGE_NF4 : LARGE;
   return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
 }
 
@@ -342,7 +345,7 @@ export function matmulInto(
     );
     return;
   }
-  const tile = tileOverride ?? tileFor(m, n, tileKey(m, n, k, transA, transB, storage));
+  const tile = tileOverride ?? tileFor(m, n, tileKey(m, n, k, transA, transB, storage), storage);
   // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
   const vecA = (transA ? m : k) % 4 === 0;
   const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;

@@ -1,4 +1,4 @@
-import { matmul } from "../../compute/matmul.ts";
+import { matmul, TILE_CANDIDATES } from "../../compute/matmul.ts";
 import { keep, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
 import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
@@ -144,6 +144,34 @@ gpuTest(
           (a, b) => matmulRef(a, b, null, 1, m, n, k, transA, transB, true),
           { forward: 1e-5, grad: 1e-5, fdSamples: 4 },
         );
+      }
+    }
+  },
+);
+
+gpuTest(
+  "matmul: every tuning candidate tile gives bitwise the same result (k accumulates in order)",
+  async () => {
+    for (const [m, n, k, transB] of [[100, 72, 36, true], [37, 29, 53, false]] as const) {
+      const a = randn(m * k, 61);
+      const b = randn(n * k, 62);
+      const want = matmulRef(a, b, null, 1, m, n, k, false, transB, true);
+      let first: number[] | null = null;
+      for (const tile of TILE_CANDIDATES) {
+        const out = keep(tidy(() =>
+          matmul(
+            tensor(Float32Array.from(a), [m, k]),
+            tensor(Float32Array.from(b), transB ? [n, k] : [k, n]),
+            { transB, tile },
+          )
+        ));
+        const got = await out.toArray();
+        out.dispose();
+        assertClose(`tile ${JSON.stringify(tile)}`, got, want, 1e-5);
+        if (
+          first && got.some((v, i) => v !== first![i])
+        ) throw new Error(`tile ${JSON.stringify(tile)} differs bitwise`);
+        first ??= got;
       }
     }
   },

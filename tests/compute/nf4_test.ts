@@ -116,7 +116,10 @@ gpuTest(
   "nf4: linear forward and input gradient read the packed weights (vs f64 on the dequantised matrix)",
   async () => {
     // n = 1 takes the decode GEMV, n = 9 the tiled GEMM.
-    for (const [n, inp, out] of [[9, 70, 33], [1, 224, 19], [1, 8192, 6]]) await linearCase(n, inp, out);
+    // The last case is large enough for the 128x64 NF4 tile.
+    for (const [n, inp, out] of [[9, 70, 33], [1, 224, 19], [1, 8192, 6], [2048, 64, 1040]]) {
+      await linearCase(n, inp, out);
+    }
   },
 );
 
