@@ -3,6 +3,7 @@
  * per-256 absmax, updated in f32 inside the kernel. Cuts optimizer memory from 8 to ~2 bytes per parameter.
  */
 import { dynamicMap } from "./nf4.ts";
+import type { AdamWOptions } from "./optim.ts";
 import { Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor, tensor } from "./tensor.ts";
 import { fill, fillBits } from "./elementwise.ts";
@@ -16,16 +17,6 @@ export interface Adam8bitState {
   qv: Tensor;
   absmaxM: Tensor;
   absmaxV: Tensor;
-}
-
-export interface AdamOptions {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step count (bias correction). */
-  step: number;
 }
 
 /** Both maps side by side: [0, 256) signed (m), [256, 512) unsigned (v). */
@@ -67,7 +58,7 @@ export function adamw8bitStep(
   param: Tensor,
   state: Adam8bitState,
   maps: Tensor,
-  o: AdamOptions,
+  o: AdamWOptions,
   clipCoef: Tensor | null = null,
 ): void {
   const grad = param.grad;

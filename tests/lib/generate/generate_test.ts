@@ -17,39 +17,8 @@ import {
 import { loadModel } from "../../../lib/models/mod.ts";
 import { writeRandomModel } from "../../../lib/models/presets.ts";
 import type { CausalLM } from "../../../lib/models/types.ts";
+import { GPT2, QWEN } from "../models/_configs.ts";
 import { gpuTest } from "../../compute/harness.ts";
-
-const QWEN: Qwen2Config = {
-  architecture: "qwen2",
-  vocabSize: 301,
-  hiddenSize: 48,
-  intermediateSize: 72,
-  numLayers: 2,
-  numHeads: 6,
-  numKvHeads: 2,
-  headDim: 8,
-  rmsNormEps: 1e-6,
-  ropeTheta: 10000,
-  maxPositions: 64,
-  tieWordEmbeddings: false,
-  dtype: "f32",
-  eosTokenIds: [0],
-};
-
-const GPT2: Gpt2Config = {
-  architecture: "gpt2",
-  vocabSize: 257,
-  nEmbd: 32,
-  nLayer: 2,
-  nHead: 4,
-  nPositions: 40,
-  nInner: 128,
-  layerNormEps: 1e-5,
-  activation: "gelu_new",
-  tieWordEmbeddings: true,
-  dtype: "f32",
-  eosTokenIds: [256],
-};
 
 /** Runs `fn` counting the readbacks that go through the runtime. */
 async function countReadbacks<T>(fn: () => Promise<T>): Promise<{ result: T; readbacks: number }> {

@@ -6,56 +6,18 @@ import { noGrad } from "../../../compute/autograd.ts";
 import { embedding } from "../../../compute/embedding.ts";
 import { matmul } from "../../../compute/matmul.ts";
 import { keep, tensor, tidy } from "../../../compute/tensor.ts";
-import type { Gpt2Config, Qwen2Config } from "../../../lib/checkpoint/mod.ts";
 import { generate, generateGreedyBatch } from "../../../lib/generate/generate.ts";
 import { argmax } from "../../../lib/generate/sampling.ts";
 import { attachLora, detachLora, loadAdapter, saveAdapter, setLoraEnabled } from "../../../lib/lora/peft.ts";
 import { loadModel } from "../../../lib/models/mod.ts";
-import { normalValues, writeRandomModel } from "../../../lib/models/presets.ts";
+import { normalValues } from "../../../lib/models/presets.ts";
 import type { CausalLM } from "../../../lib/models/types.ts";
 import { Linear, LoraLinear } from "../../../lib/models/linear.ts";
 import { Nf4Linear } from "../../../lib/models/nf4_linear.ts";
 import { dequantizeNf4 } from "../../../compute/nf4.ts";
 import { promptLogits } from "./_logits.ts";
+import { GPT2, QWEN, tempModel } from "./_configs.ts";
 import { assertClose, gpuTest, rng } from "../../compute/harness.ts";
-
-const QWEN: Qwen2Config = {
-  architecture: "qwen2",
-  vocabSize: 301,
-  hiddenSize: 48,
-  intermediateSize: 72,
-  numLayers: 2,
-  numHeads: 6,
-  numKvHeads: 2,
-  headDim: 8,
-  rmsNormEps: 1e-6,
-  ropeTheta: 10000,
-  maxPositions: 64,
-  tieWordEmbeddings: false,
-  dtype: "f32",
-  eosTokenIds: [0],
-};
-
-const GPT2: Gpt2Config = {
-  architecture: "gpt2",
-  vocabSize: 257,
-  nEmbd: 32,
-  nLayer: 2,
-  nHead: 4,
-  nPositions: 40,
-  nInner: 128,
-  layerNormEps: 1e-5,
-  activation: "gelu_new",
-  tieWordEmbeddings: true,
-  dtype: "f32",
-  eosTokenIds: [256],
-};
-
-async function tempModel(config: Qwen2Config | Gpt2Config): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "ostrota-model-" });
-  await writeRandomModel(dir, config, { seed: 7, std: 0.4, tokenizer: false });
-  return dir;
-}
 
 /** Greedy continuation by recomputing the whole sequence every step (no cache). */
 async function greedyNoCache(model: CausalLM, prompt: number[], steps: number): Promise<number[]> {
