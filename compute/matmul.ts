@@ -119,6 +119,9 @@ fn load_b(i: u32) -> f32 {
   let shift = ((i / 2u) % 4u) * 8u + select(0u, 4u, (i % 2u) == 0u);
   return nf4_level((B[i / 8u] >> shift) & 15u) * B_absmax[i / 64u];
 }`,
+  nf4x8: `@group(0) @binding(2) var<storage, read> B: array<u32>;
+@group(0) @binding(5) var<storage, read> B_absmax: array<f32>;
+${NF4_LEVEL_WGSL}`,
 };
 
 function storageOf(b: MatmulB): "f32" | "f16" | "nf4" {
@@ -172,6 +175,50 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       var v = vec4f(0.0);
       if (gr < ${limit} && gk < p.k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
       ${tile}[(k * ${rows} + r) / 4u] = v;
+    }`;
+}
+
+/**
+ * Tile staging of an NF4 B operand one 32-bit word (8 codes, one absmax) at a time: each word is dequantised
+ * once instead of once per element. Needs the contiguous dimension (K for a [N, K] weight, N for [K, N]) to be
+ * a multiple of 8, so every word holds 8 elements of one row of the tile.
+ */
+function loadNf4Tile(contiguousK: boolean): string {
+  const decode = `let word = B[e / 8u];
+        let s = B_absmax[e / 64u];
+        lo = s * vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
+        hi = s * vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));`;
+  if (contiguousK) {
+    const stores = [0, 1, 2, 3, 4, 5, 6, 7]
+      .map((j) => `tile_b[((k + ${j}u) * BN + r) / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
+      .join("\n      ");
+    return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
+      let r = i / (BK / 8u);
+      let k = (i % (BK / 8u)) * 8u;
+      let gr = col0 + r;
+      let gk = k0 + k;
+      var lo = vec4f(0.0);
+      var hi = vec4f(0.0);
+      if (gr < p.N && gk < p.k_end) {
+        let e = b_base + gr * p.K + gk;
+        ${decode}
+      }
+      ${stores}
+    }`;
+  }
+  return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
+      let k = i / (BN / 8u);
+      let r = (i % (BN / 8u)) * 8u;
+      let gr = col0 + r;
+      let gk = k0 + k;
+      var lo = vec4f(0.0);
+      var hi = vec4f(0.0);
+      if (gr < p.N && gk < p.k_end) {
+        let e = b_base + gk * p.N + gr;
+        ${decode}
+      }
+      tile_b[(k * BN + r) / 4u] = lo;
+      tile_b[(k * BN + r) / 4u + 1u] = hi;
     }`;
 }
 
@@ -261,7 +308,7 @@ function kernel(
   return {
     file: FILE,
     entry: "main",
-    bindings: storage === "nf4"
+    bindings: storage === "nf4" || storage === "nf4x8"
       ? ["read", "read", "read", "write", "read"]
       : ["read", "read", "read", "write"],
     defines: {
@@ -273,7 +320,7 @@ function kernel(
         PREFETCH_FIRST: "",
         PREFETCH_NEXT: "",
         LOAD_A: loadTile("a", !transA, vecA),
-        LOAD_B: loadTile("b", transB, storage === "f32x4"),
+        LOAD_B: storage === "nf4x8" ? loadNf4Tile(transB) : loadTile("b", transB, storage === "f32x4"),
       }),
     },
   };
@@ -349,7 +396,9 @@ export function matmulInto(
   // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
   const vecA = (transA ? m : k) % 4 === 0;
   const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;
-  const spec = kernel(tile, transA, transB, vecB ? "f32x4" : storage, vecA);
+  // NF4 weights dequantise a word (8 codes) at a time when the contiguous dimension allows.
+  const nf4Words = storage === "nf4" && (transB ? k : n) % 8 === 0;
+  const spec = kernel(tile, transA, transB, vecB ? "f32x4" : nf4Words ? "nf4x8" : storage, vecA);
   const buffers = b instanceof Tensor
     ? [a.range, b.range, (bias ?? a).range, out.range]
     : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range];
