@@ -106,7 +106,8 @@ export async function saveAdapter(model: CausalLM, dir: string, config: AdapterC
     target_modules: config.targetModules,
     use_rslora: config.useRslora ?? false,
     bias: "none",
-    fan_in_fan_out: false,
+    // GPT-2's Conv1D stores weights [in, out]; PEFT marks adapters on such layers with fan_in_fan_out.
+    fan_in_fan_out: model.config.architecture === "gpt2",
     inference_mode: true,
     init_lora_weights: true,
     modules_to_save: null,
