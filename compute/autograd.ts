@@ -25,10 +25,6 @@ class Node implements GradNode {
 let gradEnabled = true;
 const tapes: Node[][] = [[]];
 
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
 /** Runs fn without recording gradients (inference, optimizer updates). */
 export function noGrad<T>(fn: () => T): T {
   const before = gradEnabled;

@@ -18,8 +18,6 @@ export interface WeightSource {
 }
 
 export class WeightLoader implements WeightSource {
-  private used = new Set<string>();
-
   constructor(readonly checkpoint: Checkpoint, readonly source: string) {}
 
   has(name: string): boolean {
@@ -46,7 +44,6 @@ export class WeightLoader implements WeightSource {
       );
     }
     const host = await this.checkpoint.read(name, { as });
-    this.used.add(name);
     return host.data as Float32Array | Uint16Array;
   }
 
@@ -56,11 +53,6 @@ export class WeightLoader implements WeightSource {
     const t = keep(tensor(data, shape, dtype, "weights"));
     t.name = name;
     return t;
-  }
-
-  /** Checkpoint tensors no layer asked for (reported, since a mismatch there hints at the wrong architecture). */
-  unused(): string[] {
-    return this.checkpoint.names().filter((n) => !this.used.has(n));
   }
 }
 
