@@ -24,15 +24,6 @@ export class WeightLoader implements WeightSource {
     return this.checkpoint.has(name);
   }
 
-  /** The first of `names` present in the checkpoint (HF checkpoints differ in prefixes). */
-  pick(...names: string[]): string {
-    const found = names.find((n) => this.checkpoint.has(n));
-    if (!found) {
-      throw new TypeError(`${this.source}: no tensor named ${names.map((n) => `"${n}"`).join(" or ")}`);
-    }
-    return found;
-  }
-
   /** Reads a tensor to the host, checking its shape. */
   async host(name: string, shape: number[], as: "f32" | "f16" = "f32"): Promise<Float32Array | Uint16Array> {
     const info = this.checkpoint.info(name);
