@@ -184,41 +184,33 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
  * a multiple of 8, so every word holds 8 elements of one row of the tile.
  */
 function loadNf4Tile(contiguousK: boolean): string {
-  const decode = `let word = B[e / 8u];
+  const [split, index, stores] = contiguousK
+    ? [
+      "let r = i / (BK / 8u); let k = (i % (BK / 8u)) * 8u;",
+      "b_base + gr * p.K + gk",
+      [0, 1, 2, 3, 4, 5, 6, 7]
+        .map((j) => `tile_b[((k + ${j}u) * BN + r) / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
+        .join("\n      "),
+    ]
+    : [
+      "let k = i / (BN / 8u); let r = (i % (BN / 8u)) * 8u;",
+      "b_base + gk * p.N + gr",
+      "tile_b[(k * BN + r) / 4u] = lo;\n      tile_b[(k * BN + r) / 4u + 1u] = hi;",
+    ];
+  return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
+      ${split}
+      let gr = col0 + r;
+      let gk = k0 + k;
+      var lo = vec4f(0.0);
+      var hi = vec4f(0.0);
+      if (gr < p.N && gk < p.k_end) {
+        let e = ${index};
+        let word = B[e / 8u];
         let s = B_absmax[e / 64u];
         lo = s * vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
-        hi = s * vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));`;
-  if (contiguousK) {
-    const stores = [0, 1, 2, 3, 4, 5, 6, 7]
-      .map((j) => `tile_b[((k + ${j}u) * BN + r) / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
-      .join("\n      ");
-    return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
-      let r = i / (BK / 8u);
-      let k = (i % (BK / 8u)) * 8u;
-      let gr = col0 + r;
-      let gk = k0 + k;
-      var lo = vec4f(0.0);
-      var hi = vec4f(0.0);
-      if (gr < p.N && gk < p.k_end) {
-        let e = b_base + gr * p.K + gk;
-        ${decode}
+        hi = s * vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));
       }
       ${stores}
-    }`;
-  }
-  return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
-      let k = i / (BN / 8u);
-      let r = (i % (BN / 8u)) * 8u;
-      let gr = col0 + r;
-      let gk = k0 + k;
-      var lo = vec4f(0.0);
-      var hi = vec4f(0.0);
-      if (gr < p.N && gk < p.k_end) {
-        let e = b_base + gk * p.N + gr;
-        ${decode}
-      }
-      tile_b[(k * BN + r) / 4u] = lo;
-      tile_b[(k * BN + r) / 4u + 1u] = hi;
     }`;
 }
 
