@@ -59,6 +59,22 @@ def copy():
     result["copy_gbps"] = 2 * x.numel() * 4 / ms / 1e6
 
 
+def train_step(model, reps):
+    """Median ms of one AdamW step (forward, backward, update) on a random 8 x 256 batch, and peak GiB."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    ids = torch.randint(0, 30000, (8, 256), device="cuda")
+
+    def step():
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    torch.cuda.reset_peak_memory_stats()
+    ms = timed(step, reps=reps)
+    return ms, torch.cuda.max_memory_allocated() / 2**30
+
+
 def qwen_config():
     from transformers import Qwen2Config
 
@@ -80,26 +96,14 @@ def lora_step():
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=[
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], task_type="CAUSAL_LM"))
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    ids = torch.randint(0, 30000, (8, 256), device="cuda")
-
-    def step():
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    torch.cuda.reset_peak_memory_stats()
-    result["lora_step_ms"] = timed(step, reps=2 if quick else 3)
-    result["lora_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    result["lora_step_ms"], result["lora_peak_gib"] = train_step(model, reps=2 if quick else 3)
     model.eval()
     base = model.get_base_model()
     base.config.use_cache = True
     prompt = torch.randint(0, 30000, (1, 16), device="cuda")
     with torch.no_grad(), model.disable_adapter():
         result["generate_7b_tps"] = generate_rate(base, prompt)
-    del model, base, opt
+    del model, base
 
 
 def generate_rate(model, prompt, tokens=32):
@@ -118,18 +122,7 @@ def full_ft_step():
     with torch.device("cuda"):
         model = GPT2LMHeadModel(config)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ids = torch.randint(0, 30000, (8, 256), device="cuda")
-
-    def step():
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    torch.cuda.reset_peak_memory_stats()
-    result["full_ft_step_ms"] = timed(step, reps=5)
-    result["full_ft_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    result["full_ft_step_ms"], result["full_ft_peak_gib"] = train_step(model, reps=5)
     model.eval()
     model.config.use_cache = True
     prompt = torch.randint(0, 30000, (1, 16), device="cuda")

@@ -8,6 +8,7 @@ import { loadModelConfig, type ModelConfig } from "../checkpoint/mod.ts";
 import { BUILTIN_MODELS } from "../cli/resolve.ts";
 import { loadDataset, prepareDataset } from "../data/mod.ts";
 import { matchesTarget } from "../lora/peft.ts";
+import type { TrainConfig } from "../train/config.ts";
 import { checkpointLayout, preset } from "../models/presets.ts";
 import type { LabRoots } from "../paths.ts";
 import type { JsonObject, RunStore } from "../store/mod.ts";
@@ -179,16 +180,11 @@ export function measuredSpeed(store: RunStore, model: string, recipe: Recipe): S
   return { tokensPerSecond: values.reduce((a, b) => a + b, 0) / values.length, runs };
 }
 
-export interface StepSettings {
-  maxSteps: number | null;
-  epochs: number;
-  batchSize: number;
-  gradAccum: number;
-  maxSeqLen: number;
-  limit: number | null;
-  evalSize: number;
-  splitSeed: number;
-}
+/** The settings that decide how many steps a run takes. */
+export type StepSettings = Pick<
+  TrainConfig,
+  "maxSteps" | "epochs" | "batchSize" | "gradAccum" | "maxSeqLen" | "limit" | "evalSize" | "splitSeed"
+>;
 
 const trainRowCache = new Map<string, number>();
 
