@@ -78,7 +78,7 @@ def train_step(model, reps):
 def qwen_config():
     from transformers import Qwen2Config
 
-    return Qwen2Config(vocab_size=151936, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+    return Qwen2Config(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                        num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
                        rope_theta=1e6, tie_word_embeddings=False, use_cache=False)
 

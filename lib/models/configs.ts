@@ -51,9 +51,10 @@ export const PRESETS: Record<string, ModelConfig> = {
     bosTokenId: GPT2_EOS,
     eosTokenIds: [GPT2_EOS],
   } satisfies Gpt2Config,
-  /** unsloth/Qwen2.5-7B-Instruct's shape. */
+  /** unsloth/Qwen2.5-7B-Instruct's shape (its embedding is padded to 152,064 rows). */
   "qwen2.5-7b-instruct": {
     ...qwenBase,
+    vocabSize: 152064,
     hiddenSize: 3584,
     intermediateSize: 18944,
     numLayers: 28,
