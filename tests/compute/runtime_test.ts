@@ -1,0 +1,100 @@
+/**
+ * The engine's failure paths: buffers over the device's limits are refused with the limit named, WebGPU
+ * validation errors surface as thrown errors, device loss rejects pending work instead of hanging, and the pool
+ * accounts bytes by tag and gives pooled memory back on trim.
+ */
+import assert from "node:assert/strict";
+import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
+import { initRuntime } from "../../compute/runtime.ts";
+import { empty, keep } from "../../compute/tensor.ts";
+import { gpuTest } from "./harness.ts";
+
+gpuTest("runtime: a tensor over the device's binding limit is refused with the limit named", async () => {
+  const rt = await initRuntime();
+  const before = rt.dispatchCount;
+  const elements = Math.floor(rt.gpu.maxBindingSize / 4) + 1024;
+  assert.throws(() => empty([elements]), (err: Error) => {
+    assert.ok(err instanceof RangeError);
+    assert.match(err.message, /maxStorageBufferBindingSize/);
+    assert.match(err.message, new RegExp(String(rt.gpu.maxBindingSize)));
+    return true;
+  });
+  assert.throws(() => empty([2, -3]), RangeError);
+  assert.equal(rt.dispatchCount, before, "nothing was dispatched");
+});
+
+gpuTest("runtime: pool accounting by tag, peak, and trim giving pooled bytes back", async () => {
+  const rt = await initRuntime();
+  const start = rt.pool.stats();
+  const a = keep(empty([1000], "f32", "weights"));
+  const b = keep(empty([3000], "f32", "grads"));
+  const mid = rt.pool.stats();
+  assert.ok(mid.byTag.weights >= (start.byTag.weights ?? 0) + 4000);
+  assert.ok(mid.byTag.grads >= 12000);
+  assert.ok(mid.peakLiveBytes >= mid.liveBytes);
+  a.dispose();
+  b.dispose();
+  const after = rt.pool.stats();
+  assert.equal(after.liveBytes, start.liveBytes);
+  assert.ok(after.pooledBytes > 0);
+  rt.trim();
+  assert.equal(rt.pool.stats().pooledBytes, 0);
+  await Promise.resolve();
+});
+
+/** A second device of the same adapter, so the failures below cannot poison the shared runtime. */
+async function scratchGpu(): Promise<Gpu> {
+  const adapter = await navigator.gpu.requestAdapter();
+  assert.ok(adapter);
+  const device = await adapter.requestDevice();
+  return new Gpu(device, {
+    description: adapter.info.description,
+    vendor: adapter.info.vendor,
+    architecture: adapter.info.architecture,
+    device: adapter.info.device,
+    isFallback: false,
+    features: [],
+    limits: {},
+  });
+}
+
+Deno.test({
+  name: "gpu: an invalid shader surfaces as a thrown GpuDeviceError at the next check",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await scratchGpu();
+    gpu.device.createShaderModule({ code: "this is not WGSL" });
+    await gpu.device.queue.onSubmittedWorkDone();
+    // The error event is delivered asynchronously; give it a turn.
+    for (let i = 0; i < 50; i++) {
+      try {
+        gpu.check();
+      } catch (err) {
+        assert.ok(err instanceof GpuDeviceError);
+        assert.match(err.message, /WebGPU error/);
+        gpu.device.destroy();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error("the invalid shader was never reported");
+  },
+});
+
+Deno.test({
+  name: "gpu: device loss rejects guarded GPU work instead of hanging",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const gpu = await scratchGpu();
+    gpu.device.destroy();
+    const never = new Promise<void>(() => {});
+    await assert.rejects(gpu.guard(never), (err: Error) => {
+      assert.ok(err instanceof GpuDeviceError);
+      assert.match(err.message, /device lost/);
+      return true;
+    });
+    assert.throws(() => gpu.check(), GpuDeviceError);
+  },
+});
