@@ -12,7 +12,7 @@ import { keep, type Tensor, tensor } from "../../compute/tensor.ts";
 import { f32ToF16, type Gpt2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
 import { runLayers } from "./layers.ts";
-import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
+import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
 import { transposeHost, type WeightDType, type WeightSource } from "./weights.ts";
 import { checkLoadOptions, type LoadOptions, makeLinear } from "./qwen2.ts";
 
@@ -27,14 +27,7 @@ interface Gpt2Block {
   mlpProj: LinearLike;
 }
 
-export class Gpt2Model implements CausalLM {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly numLayers: number;
-  readonly maxPositions: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-
+export class Gpt2Model extends DecoderDims implements CausalLM {
   private constructor(
     readonly config: Gpt2Config,
     readonly wte: Tensor, // [V, C]
@@ -44,12 +37,7 @@ export class Gpt2Model implements CausalLM {
     /** Checkpoint key prefix ("transformer." in HF saves, "" in the original OpenAI export). */
     readonly prefix: string,
   ) {
-    this.vocabSize = config.vocabSize;
-    this.hiddenSize = config.nEmbd;
-    this.numLayers = config.nLayer;
-    this.maxPositions = config.nPositions;
-    this.numKvHeads = config.nHead;
-    this.headDim = config.nEmbd / config.nHead;
+    super(config);
   }
 
   static async load(loader: WeightSource, config: Gpt2Config, options: LoadOptions = {}): Promise<Gpt2Model> {

@@ -13,7 +13,7 @@ import type { Qwen2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike } from "./linear.ts";
 import { Nf4Linear } from "./nf4_linear.ts";
 import { runLayers } from "./layers.ts";
-import type { CausalLM, ForwardOptions, LinearSlot } from "./types.ts";
+import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
 import type { WeightDType, WeightSource } from "./weights.ts";
 
 const ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"] as const;
@@ -62,14 +62,7 @@ export async function makeLinear(
   return new Linear(weight, bias, name);
 }
 
-export class Qwen2Model implements CausalLM {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly numLayers: number;
-  readonly maxPositions: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-
+export class Qwen2Model extends DecoderDims implements CausalLM {
   private constructor(
     readonly config: Qwen2Config,
     readonly embedTokens: Tensor, // [V, C]
@@ -77,12 +70,7 @@ export class Qwen2Model implements CausalLM {
     readonly finalNorm: Tensor, // [C]
     readonly lmHeadWeight: Tensor | null, // [V, C], null when tied
   ) {
-    this.vocabSize = config.vocabSize;
-    this.hiddenSize = config.hiddenSize;
-    this.numLayers = config.numLayers;
-    this.maxPositions = config.maxPositions;
-    this.numKvHeads = config.numKvHeads;
-    this.headDim = config.headDim;
+    super(config);
   }
 
   static async load(

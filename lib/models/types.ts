@@ -26,14 +26,54 @@ export interface LinearSlot {
   set(layer: LinearLike): void;
 }
 
-export interface CausalLM {
-  readonly config: ModelConfig;
+/** The sizes every architecture reports, whatever its config calls them. */
+export interface ModelDims {
   readonly vocabSize: number;
   readonly hiddenSize: number;
   readonly numLayers: number;
   readonly maxPositions: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+}
+
+/** The sizes of a model from its config (GPT-2 has no grouped KV heads: every head is a KV head). */
+export function modelDims(config: ModelConfig): ModelDims {
+  if (config.architecture === "qwen2") {
+    const { vocabSize, hiddenSize, numLayers, maxPositions, numKvHeads, headDim } = config;
+    return { vocabSize, hiddenSize, numLayers, maxPositions, numKvHeads, headDim };
+  }
+  return {
+    vocabSize: config.vocabSize,
+    hiddenSize: config.nEmbd,
+    numLayers: config.nLayer,
+    maxPositions: config.nPositions,
+    numKvHeads: config.nHead,
+    headDim: config.nEmbd / config.nHead,
+  };
+}
+
+/** Holds a model's sizes, derived once from its config; the architectures extend it. */
+export abstract class DecoderDims implements ModelDims {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly maxPositions: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+
+  protected constructor(config: ModelConfig) {
+    const dims = modelDims(config);
+    this.vocabSize = dims.vocabSize;
+    this.hiddenSize = dims.hiddenSize;
+    this.numLayers = dims.numLayers;
+    this.maxPositions = dims.maxPositions;
+    this.numKvHeads = dims.numKvHeads;
+    this.headDim = dims.headDim;
+  }
+}
+
+export interface CausalLM extends ModelDims {
+  readonly config: ModelConfig;
   /** Final (normed) hidden states: ids i32 [B, T] -> [B, T, C]. */
   hidden(ids: Tensor, options: ForwardOptions): Tensor;
   /** lm_head weight [V, C] (the token embedding when tied). */
