@@ -66,6 +66,26 @@ function rowsPerGroup(k: number, weight: GemvWeight): number {
   return chunks > 32 ? 16 : 256;
 }
 
+const kernels = new Map<string, KernelSpec>();
+
+/** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
+function kernel(rows: number, storage: GemvWeight): KernelSpec {
+  const key = `${rows}|${storage}`;
+  let spec = kernels.get(key);
+  if (!spec) {
+    spec = {
+      file: FILE,
+      entry: "main",
+      bindings: storage === "nf4"
+        ? ["read", "read", "read", "write", "read"]
+        : ["read", "read", "read", "write"],
+      defines: { ROWS: rows, W_DECL: W_DECLS[storage] },
+    };
+    kernels.set(key, spec);
+  }
+  return spec;
+}
+
 /** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
 export function gemvApplies(k: number, weight: GemvWeight): boolean {
   return k > 0 && k % (weight === "nf4" ? 32 : 8) === 0;
@@ -84,14 +104,7 @@ export function gemvInto(
   absmax: BufferRange | null,
 ): void {
   const rows = rowsPerGroup(k, storage);
-  const spec: KernelSpec = {
-    file: FILE,
-    entry: "main",
-    bindings: storage === "nf4"
-      ? ["read", "read", "read", "write", "read"]
-      : ["read", "read", "read", "write"],
-    defines: { ROWS: rows, W_DECL: W_DECLS[storage] },
-  };
+  const spec = kernel(rows, storage);
   const buffers = [x, weight, bias ?? x, y];
   if (storage === "nf4") buffers.push(absmax!);
   rt().dispatch(spec, new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0), buffers, Math.ceil(n / rows));

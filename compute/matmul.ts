@@ -290,7 +290,23 @@ function prefetch(tile: Tile, transA: boolean, transB: boolean) {
   };
 }
 
+const kernels = new Map<string, KernelSpec>();
+
+/** The kernel spec of a variant, generated once (its unrolled WGSL is long) and kept for the pipeline cache. */
 function kernel(
+  tile: Tile,
+  transA: boolean,
+  transB: boolean,
+  storage: keyof typeof B_DECLS,
+  vecA: boolean,
+): KernelSpec {
+  const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN}|${transA}|${transB}|${storage}|${vecA}`;
+  let spec = kernels.get(key);
+  if (!spec) kernels.set(key, spec = buildKernel(tile, transA, transB, storage, vecA));
+  return spec;
+}
+
+function buildKernel(
   tile: Tile,
   transA: boolean,
   transB: boolean,

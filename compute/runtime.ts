@@ -87,6 +87,7 @@ export class Runtime {
   readonly gpu: Gpu;
   readonly pool: BufferPool;
   private pipelines = new Map<string, CachedPipeline>();
+  private pipelinesBySpec = new WeakMap<KernelSpec, CachedPipeline>();
   private layouts = new Map<string, GPUBindGroupLayout>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
@@ -112,12 +113,18 @@ export class Runtime {
   }
 
   pipeline(spec: KernelSpec): CachedPipeline {
+    // Wrappers that keep their spec objects (matmul, gemv) skip building the text key on every dispatch.
+    const known = this.pipelinesBySpec.get(spec);
+    if (known) return known;
     const defines = spec.defines ?? {};
     const key = `${spec.file.href}#${spec.entry}|${spec.bindings.join(",")}|${
       Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(",")
     }`;
     let cached = this.pipelines.get(key);
-    if (cached) return cached;
+    if (cached) {
+      this.pipelinesBySpec.set(spec, cached);
+      return cached;
+    }
     const device = this.gpu.device;
     const layout = this.layout(spec.bindings);
     let code = specialise(loadSource(spec.file), defines);
@@ -132,6 +139,7 @@ export class Runtime {
     });
     cached = { pipeline, layout, key };
     this.pipelines.set(key, cached);
+    this.pipelinesBySpec.set(spec, cached);
     return cached;
   }
 

@@ -5,7 +5,7 @@
  * norm clipping, a warmup schedule, resumable checkpoints, and per-step metrics for the CLI and the lab.
  */
 import { backward, getRngCounter, setRngCounter } from "../../compute/autograd.ts";
-import { scale } from "../../compute/elementwise.ts";
+import { axpby, scale } from "../../compute/elementwise.ts";
 import { clipGradNorm, zeroGrads } from "../../compute/optim.ts";
 import { initRuntime } from "../../compute/runtime.ts";
 import { keep, type Tensor } from "../../compute/tensor.ts";
@@ -244,7 +244,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const stepStart = performance.now();
       runtime.pool.resetPeak();
       const lr = config.lr * lrMultiplier(config.schedule, position.step, config.warmupSteps, totalSteps);
-      const losses: Tensor[] = [];
+      // The step's mean loss is summed on the GPU and read back once, with the gradient norm.
+      let meanLoss: Tensor | null = null;
       let tokens = 0;
       for (let micro = 0; micro < config.gradAccum; micro++) {
         const batch = nextBatch();
@@ -255,23 +256,22 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         }
         tokens += batch.tokens;
         const loss = keep(microBatchLoss(model, batch, config.gradientCheckpointing));
-        const scaled = scale(loss, 1 / config.gradAccum);
+        const scaled = keep(scale(loss, 1 / config.gradAccum));
+        loss.dispose();
         backward(scaled);
-        scaled.dispose();
-        losses.push(loss);
+        if (meanLoss) {
+          axpby(meanLoss, scaled, 1, 1);
+          scaled.dispose();
+        } else meanLoss = scaled;
       }
       const norm = keep(clipGradNorm(params, config.maxGradNorm));
       optimizer.step(lr, position.step + 1);
       zeroGrads(params);
-      let lossSum = 0;
-      for (const l of losses) {
-        lossSum += await l.item();
-        l.dispose();
-      }
+      const loss = await meanLoss!.item();
+      meanLoss!.dispose();
       const gradNorm = await norm.item();
       norm.dispose();
       position.step++;
-      const loss = lossSum / losses.length;
       position.losses.push(loss);
       const seconds = (performance.now() - stepStart) / 1000;
       hooks.onStep?.({
