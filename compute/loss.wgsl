@@ -51,8 +51,20 @@ fn is_valid(label: i32) -> bool {
   return label >= 0 && u32(label) < p.V;
 }
 
+// A row of logits (ce_chunk, log_softmax: binding 1 of both).
+@group(0) @binding(1) var<storage, read> row_in: array<f32>;
+
+// (max, sum of exp(x - max)) of row_in[base .. base + p.cols), reduced over the workgroup.
+fn row_max_sumexp(tid: u32, base: u32) -> vec2f {
+  var local_max = NEG_BIG;
+  for (var j = tid; j < p.cols; j += WG) { local_max = max(local_max, row_in[base + j]); }
+  let row_max = reduce_max(tid, local_max);
+  var local_sum = 0.0;
+  for (var j = tid; j < p.cols; j += WG) { local_sum += exp(row_in[base + j] - row_max); }
+  return vec2f(row_max, reduce_sum(tid, local_sum));
+}
+
 // ---- merge one logits chunk into the running row state; one workgroup per row ----
-@group(0) @binding(1) var<storage, read> chunk_logits: array<f32>;
 @group(0) @binding(2) var<storage, read> chunk_targets: array<i32>;
 @group(0) @binding(3) var<storage, read_write> chunk_state: array<f32>;
 
@@ -65,12 +77,9 @@ fn ce_chunk(
   let n = row_of(wid, nwg);
   if (n >= p.N) { return; }
   let base = n * p.cols;
-  var local_max = NEG_BIG;
-  for (var j = tid; j < p.cols; j += WG) { local_max = max(local_max, chunk_logits[base + j]); }
-  let chunk_max = reduce_max(tid, local_max);
-  var local_sum = 0.0;
-  for (var j = tid; j < p.cols; j += WG) { local_sum += exp(chunk_logits[base + j] - chunk_max); }
-  let chunk_sum = reduce_sum(tid, local_sum);
+  let stats = row_max_sumexp(tid, base);
+  let chunk_max = stats.x;
+  let chunk_sum = stats.y;
   if (tid != 0u) { return; }
   var run_max = NEG_BIG;
   var run_sum = 0.0;
@@ -84,7 +93,7 @@ fn ce_chunk(
   run_sum = run_sum * exp(run_max - new_max) + chunk_sum * exp(chunk_max - new_max);
   let label = chunk_targets[n];
   if (label >= i32(p.v0) && label < i32(p.v0 + p.cols)) {
-    target_logit = chunk_logits[base + u32(label) - p.v0];
+    target_logit = row_in[base + u32(label) - p.v0];
   }
   chunk_state[n] = new_max;
   chunk_state[p.N + n] = run_sum;
@@ -147,7 +156,6 @@ fn ce_grad(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
 }
 
 // ---- log-softmax over rows of [N, cols]; one workgroup per row ----
-@group(0) @binding(1) var<storage, read> ls_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ls_out: array<f32>;
 
 @compute @workgroup_size(WG)
@@ -159,13 +167,9 @@ fn log_softmax(
   let n = row_of(wid, nwg);
   if (n >= p.N) { return; }
   let base = n * p.cols;
-  var local_max = NEG_BIG;
-  for (var j = tid; j < p.cols; j += WG) { local_max = max(local_max, ls_x[base + j]); }
-  let row_max = reduce_max(tid, local_max);
-  var local_sum = 0.0;
-  for (var j = tid; j < p.cols; j += WG) { local_sum += exp(ls_x[base + j] - row_max); }
-  let lse = row_max + log(reduce_sum(tid, local_sum));
-  for (var j = tid; j < p.cols; j += WG) { ls_out[base + j] = ls_x[base + j] - lse; }
+  let stats = row_max_sumexp(tid, base);
+  let lse = stats.x + log(stats.y);
+  for (var j = tid; j < p.cols; j += WG) { ls_out[base + j] = row_in[base + j] - lse; }
 }
 
 // ---- log-softmax backward: dx = dy - softmax * rowsum(dy) ----
