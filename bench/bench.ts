@@ -4,16 +4,17 @@
  * with --torch (bench/torch_ref.py's output from the same machine) it prints the ratio table last.
  * Imports nothing from npm, so it runs on a GPU machine from the source tree alone.
  */
-import { attention } from "../compute/attention.ts";
+import { argmax } from "../compute/argmax.ts";
+import { attention, KVCache } from "../compute/attention.ts";
 import { backward, noGrad } from "../compute/autograd.ts";
 import { copy } from "../compute/elementwise.ts";
-import { matmulInto } from "../compute/matmul.ts";
+import { matmul, matmulInto } from "../compute/matmul.ts";
 import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { clipGradNorm, zeroGrads } from "../compute/optim.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type Runtime } from "../compute/runtime.ts";
-import { empty, keep, type Tensor, tidy } from "../compute/tensor.ts";
+import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
 import { generate } from "../lib/generate/generate.ts";
 import { attachLora, DEFAULT_TARGETS, loraParameters } from "../lib/lora/peft.ts";
@@ -159,7 +160,8 @@ async function micro(rt: Runtime): Promise<void> {
     for (const t of [a, b, c]) t.dispose();
   }
 
-  // NF4 dequant-GEMV at Qwen2.5-7B's layer shapes (one decoded token): bytes of packed weights + absmax.
+  // NF4 dequant-GEMV at Qwen2.5-7B's layer shapes (one decoded token): bytes of packed weights + scales, with
+  // per-64 f32 absmax and with double quantisation (what the QLoRA model decodes with).
   for (
     const [name, out, inp] of [["q/o", 3584, 3584], ["k/v", 512, 3584], ["gate/up", 18944, 3584], [
       "down",
@@ -167,20 +169,38 @@ async function micro(rt: Runtime): Promise<void> {
       18944,
     ]] as const
   ) {
-    const w = randomTensor([out, inp], 4, 0.02);
-    const q = await quantizeNf4(w, false);
-    w.dispose();
-    const x = randomTensor([1, inp], 5);
-    const ms = await time(rt, () => noGrad(() => tidy(() => nf4Linear(x, q).dispose())), 5, 20);
+    for (const double of [false, true]) {
+      const w = randomTensor([out, inp], 4, 0.02);
+      const q = await quantizeNf4(w, double);
+      w.dispose();
+      const x = randomTensor([1, inp], 5);
+      const ms = await time(rt, () => noGrad(() => tidy(() => nf4Linear(x, q).dispose())), 5, 20);
+      record({
+        suite: "micro",
+        name: `nf4${double ? " (double quant)" : ""} gemv ${name} ${out}x${inp}`,
+        value: nf4Bytes(q) / ms / 1e6,
+        unit: "GB/s",
+        note: `${(ms * 1000).toFixed(1)} us`,
+      });
+      disposeNf4(q);
+      x.dispose();
+    }
+  }
+  // The f16 lm_head of the 7B (152,064 x 3584, 1.09 GB), read once per decoded token.
+  {
+    const vocab = quick ? 4096 : 152064;
+    const w = randomTensor([vocab, 3584], 12, 0.02, "f16");
+    const x = randomTensor([1, 3584], 13);
+    const y = keep(empty([1, vocab], "f32", "bench"));
+    const ms = await time(rt, () => matmulInto(y, x, w, { transB: true }), 3, 5);
     record({
       suite: "micro",
-      name: `nf4 gemv ${name} ${out}x${inp}`,
-      value: nf4Bytes(q) / ms / 1e6,
+      name: `f16 gemv lm_head ${vocab}x3584`,
+      value: w.bytes / ms / 1e6,
       unit: "GB/s",
       note: `${(ms * 1000).toFixed(1)} us`,
     });
-    disposeNf4(q);
-    x.dispose();
+    for (const t of [w, x, y]) t.dispose();
   }
 
   // Attention, Qwen2.5-7B heads: prefill of 8 x 256 (forward and forward+backward), and one decoded token.
@@ -366,6 +386,49 @@ async function train(rt: Runtime): Promise<void> {
   }
 }
 
+/**
+ * Where a decoded token's time goes: host time to encode its dispatches and to submit them, and GPU time
+ * (timestamp queries) to run them; medians of 5 tokens at a 16-token context.
+ */
+async function profileDecodeStep(rt: Runtime, model: CausalLM) {
+  const caches = Array.from(
+    { length: model.numLayers },
+    () => new KVCache(1, 64, model.numKvHeads, model.headDim),
+  );
+  const positions = Array.from({ length: 32 }, (_, p) => keep(tensor(Int32Array.of(p), [1, 1], "i32")));
+  const ids = keep(tensor(Int32Array.of(100), [1, 1], "i32"));
+  const chosen = keep(empty([1], "i32"));
+  const step = (p: number) =>
+    noGrad(() =>
+      tidy(() => {
+        const hidden = model.hidden(ids, { positions: positions[p], caches }); // [1, 1, C]
+        argmax(matmul(hidden.reshape([1, hidden.shape[2]]), model.lmHead(), { transB: true }), chosen);
+      })
+    );
+  for (let p = 0; p < 16; p++) step(p);
+  await rt.sync();
+  const encode: number[] = [];
+  const submit: number[] = [];
+  const gpu: number[] = [];
+  let dispatches = 0;
+  for (let p = 16; p < 26; p += 2) {
+    const d0 = rt.dispatchCount;
+    const t0 = performance.now();
+    step(p);
+    const t1 = performance.now();
+    rt.flush();
+    submit.push(performance.now() - t1);
+    encode.push(t1 - t0);
+    dispatches = rt.dispatchCount - d0;
+    await rt.sync();
+    gpu.push((await rt.gpuTime(() => step(p + 1))) ?? NaN);
+  }
+  const median = (v: number[]) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  for (const t of [...positions, ids, chosen]) t.dispose();
+  for (const cache of caches) cache.dispose();
+  return { encodeMs: median(encode), submitMs: median(submit), gpuMs: median(gpu), dispatches };
+}
+
 async function decode(rt: Runtime): Promise<void> {
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i);
   const tokens = quick ? 8 : 32;
@@ -383,6 +446,20 @@ async function decode(rt: Runtime): Promise<void> {
       value: 1000 / perToken,
       unit: "tok/s",
       note: `${perToken.toFixed(1)} ms/token`,
+    });
+    const step = await profileDecodeStep(rt, model);
+    record({
+      suite: "decode",
+      name: `  one token: GPU time (${step.dispatches} dispatches)`,
+      value: step.gpuMs,
+      unit: "ms",
+    });
+    record({
+      suite: "decode",
+      name: "  one token: host encode / submit",
+      value: step.encodeMs,
+      unit: "ms",
+      note: `submit ${step.submitMs.toFixed(2)} ms`,
     });
   };
   {

@@ -4,6 +4,7 @@
  * intermediate is read and written once instead of three times.
  */
 import { needsGrad, record } from "./autograd.ts";
+import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, assertSameShape, empty, type Tensor } from "./tensor.ts";
 
@@ -11,7 +12,7 @@ const FILE = new URL("./activations.wgsl", import.meta.url);
 const WG = 256;
 
 function kernel(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
-  return { file: FILE, entry, bindings };
+  return { file: FILE, entry, bindings, defines: { ACTIVATIONS: ACTIVATION_FNS_WGSL } };
 }
 
 /** silu(gate) * up, elementwise; gate and up: the same shape, f32. Gradients to both. */

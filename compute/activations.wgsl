@@ -13,10 +13,7 @@ fn linear_index(gid: vec3u, nwg: vec3u) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
 
-// exp(-x) overflows to +inf for x < -88, giving sigmoid 0 and silu -0: the limits, with no NaN.
-fn sigmoid(x: f32) -> f32 {
-  return 1.0 / (1.0 + exp(-x));
-}
+{{ACTIVATIONS}}
 
 @group(0) @binding(1) var<storage, read> f_gate: array<f32>;
 @group(0) @binding(2) var<storage, read> f_up: array<f32>;

@@ -3,6 +3,7 @@
  * gelu_new), fills and in-place accumulation.
  */
 import { needsGrad, record, registerGradKernels } from "./autograd.ts";
+import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
 
@@ -15,7 +16,7 @@ function spec(
   bindings: KernelSpec["bindings"],
   defines: Partial<typeof NO_OP> = {},
 ): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { ...NO_OP, ...defines } };
+  return { file: FILE, entry, bindings, defines: { ...NO_OP, ACTIVATIONS: ACTIVATION_FNS_WGSL, ...defines } };
 }
 
 function groups(n: number): number {

@@ -42,22 +42,7 @@ fn broadcast_offsets(i: u32) -> vec2u {
   return vec2u(oa, ob);
 }
 
-const GELU_C: f32 = 0.7978845608028654; // sqrt(2 / pi)
-
-fn gelu(x: f32) -> f32 {
-  let u = GELU_C * (x + 0.044715 * x * x * x);
-  return 0.5 * x * (1.0 + tanh(u));
-}
-
-fn gelu_grad(x: f32) -> f32 {
-  let u = GELU_C * (x + 0.044715 * x * x * x);
-  let t = tanh(u);
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
-}
-
-fn sigmoid(x: f32) -> f32 {
-  return 1.0 / (1.0 + exp(-x));
-}
+{{ACTIVATIONS}}
 
 fn silu(x: f32) -> f32 {
   return x * sigmoid(x);

@@ -1,7 +1,9 @@
 /**
- * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with wide loads.
- * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM.
+ * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with 16-byte loads.
+ * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. NF4 weights are read with their scales
+ * as stored, double-quantised ones included, so decoding never widens an absmax buffer.
  */
+import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 
@@ -10,76 +12,184 @@ const FILE = new URL("./gemv.wgsl", import.meta.url);
 /** How the weight is stored, as the GEMV reads it. */
 export type GemvWeight = "f32" | "f16" | "nf4";
 
-const W_DECLS: Record<GemvWeight, string> = {
-  f32: `@group(0) @binding(2) var<storage, read> W: array<vec4f>;
-fn row_dot(row: u32, lane: u32) -> f32 {
-  let k4 = p.K / 4u;
-  let base = row * k4;
-  var acc = vec4f(0.0);
-  for (var i = lane; i < k4; i += LANES) { acc = fma(W[base + i], x[i], acc); }
-  return acc.x + acc.y + acc.z + acc.w;
-}`,
-  f16: `@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
-fn row_dot(row: u32, lane: u32) -> f32 {
-  let k8 = p.K / 8u;
-  let base = row * k8;
-  var acc = vec4f(0.0);
-  for (var i = lane; i < k8; i += LANES) {
-    let w = W[base + i];
-    acc = fma(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), x[2u * i], acc);
-    acc = fma(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), x[2u * i + 1u], acc);
-  }
-  return acc.x + acc.y + acc.z + acc.w;
-}`,
-  // 16-byte loads: four words = 32 codes, all in one 64-weight block (K is a multiple of 32 here).
-  nf4: `@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read> W_absmax: array<f32>;
-${NF4_LEVEL_WGSL}
-fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
-  let lo = vec4f(nf4_level((word >> 4u) & 15u), nf4_level(word & 15u), nf4_level((word >> 12u) & 15u), nf4_level((word >> 8u) & 15u));
-  let hi = vec4f(nf4_level((word >> 20u) & 15u), nf4_level((word >> 16u) & 15u), nf4_level((word >> 28u) & 15u), nf4_level((word >> 24u) & 15u));
-  return dot(lo, xa) + dot(hi, xb);
-}
-fn row_dot(row: u32, lane: u32) -> f32 {
-  let k32 = p.K / 32u;
-  let base = row * k32;
-  var acc = 0.0;
-  for (var i = lane; i < k32; i += LANES) {
-    let w = W[base + i];
-    let x0 = 8u * i;
-    let sum = word_dot(w.x, x[x0], x[x0 + 1u]) + word_dot(w.y, x[x0 + 2u], x[x0 + 3u]) +
-      word_dot(w.z, x[x0 + 4u], x[x0 + 5u]) + word_dot(w.w, x[x0 + 6u], x[x0 + 7u]);
-    acc = fma(sum, W_absmax[(base + i) / 2u], acc);
-  }
-  return acc;
-}`,
-};
+/** Where an NF4 weight's per-64 scales come from: f32 values, or bitsandbytes' 8-bit double quantisation. */
+export type Nf4Scales =
+  | { kind: "f32"; absmax: BufferRange }
+  | { kind: "double"; q: BufferRange; code: BufferRange; absmax2: BufferRange; offset: number };
 
 /**
- * Rows per workgroup: long rows get a whole workgroup; short rows share one, and very short rows (a tiny model's
- * lm_head) get one thread each, since a reduction tree per row would cost more than the row itself.
+ * How a GEMV dispatch is laid out: `lanes` threads share a row's chunks, each thread owns `rowsPerThread` rows
+ * (reusing its slice of x for all of them).
  */
-function rowsPerGroup(k: number, weight: GemvWeight): number {
-  const chunks = k / ({ f32: 4, f16: 8, nf4: 32 } as const)[weight];
-  if (chunks >= 256) return 1;
-  if (chunks >= 64) return 4;
-  return chunks > 32 ? 16 : 256;
+export interface GemvLayout {
+  lanes: number;
+  rowsPerThread: number;
 }
+
+const WG = 256;
+const CHUNK: Record<GemvWeight, number> = { f32: 4, f16: 8, nf4: 32 };
+
+/** One NF4 word (8 codes) against the 8 x values it multiplies; codes are in bitsandbytes' nibble order. */
+const NF4_WORD_DOT = `fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
+  let lo = vec4f(nf4_table[(word >> 4u) & 15u], nf4_table[word & 15u], nf4_table[(word >> 12u) & 15u], nf4_table[(word >> 8u) & 15u]);
+  let hi = vec4f(nf4_table[(word >> 20u) & 15u], nf4_table[(word >> 16u) & 15u], nf4_table[(word >> 28u) & 15u], nf4_table[(word >> 24u) & 15u]);
+  return dot(lo, xa) + dot(hi, xb);
+}`;
+
+const NF4_SCALES: Record<Nf4Scales["kind"], { decl: string; prologue: string }> = {
+  f32: {
+    decl: `@group(0) @binding(6) var<storage, read> W_absmax: array<f32>;
+fn chunk_scale(c: u32) -> f32 { return W_absmax[c >> 1u]; }`,
+    prologue: "",
+  },
+  // Two chunks per 64-weight block; four 8-bit codes per word; one second-level scale per 256 blocks. The
+  // 8-bit map is staged in workgroup memory, so a scale costs no dependent global load.
+  double: {
+    decl: `@group(0) @binding(6) var<storage, read> W_q: array<u32>;
+@group(0) @binding(7) var<storage, read> W_code: array<f32>;
+@group(0) @binding(8) var<storage, read> W_absmax2: array<f32>;
+var<workgroup> code_table: array<f32, 256>;
+fn chunk_scale(c: u32) -> f32 {
+  let block = c >> 1u;
+  let q = (W_q[block >> 2u] >> ((block & 3u) * 8u)) & 255u;
+  return code_table[q] * W_absmax2[block / 256u] + p.absmax_offset;
+}`,
+    prologue: "  code_table[tid] = W_code[tid];",
+  },
+};
+
+/** WGSL of a weight storage: its buffers, x's slice per chunk, a chunk's load and its dot product. */
+function weightDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null): string {
+  if (storage === "f32") {
+    return `const CHUNK: u32 = 4u;
+const VPC: u32 = 1u;
+@group(0) @binding(2) var<storage, read> W: array<vec4f>;
+alias Slice = vec4f;
+alias Chunk = vec4f;
+fn chunk_x(i: u32) -> Slice { return x_seg[i]; }
+fn load_chunk(row: u32, c: u32) -> Chunk { return W[row * (p.K / 4u) + c]; }
+fn chunk_dot(w: Chunk, xs: Slice) -> f32 { return dot(w, xs); }`;
+  }
+  if (storage === "f16") {
+    return `const CHUNK: u32 = 8u;
+const VPC: u32 = 2u;
+@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
+struct Slice { a: vec4f, b: vec4f }
+alias Chunk = vec4<u32>;
+fn chunk_x(i: u32) -> Slice { return Slice(x_seg[i], x_seg[SEG + i]); }
+fn load_chunk(row: u32, c: u32) -> Chunk { return W[row * (p.K / 8u) + c]; }
+fn chunk_dot(w: Chunk, xs: Slice) -> f32 {
+  return dot(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), xs.a) +
+    dot(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), xs.b);
+}`;
+  }
+  return `const CHUNK: u32 = 32u;
+const VPC: u32 = 8u;
+@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
+${NF4_SCALES[scales!].decl}
+${NF4_LEVEL_WGSL}
+var<workgroup> nf4_table: array<f32, 16>;
+${NF4_WORD_DOT}
+struct Slice { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
+struct Chunk { w: vec4<u32>, scale: f32 }
+fn chunk_x(i: u32) -> Slice {
+  return Slice(x_seg[i], x_seg[SEG + i], x_seg[2u * SEG + i], x_seg[3u * SEG + i], x_seg[4u * SEG + i],
+    x_seg[5u * SEG + i], x_seg[6u * SEG + i], x_seg[7u * SEG + i]);
+}
+fn load_chunk(row: u32, c: u32) -> Chunk {
+  let g = row * (p.K / 32u) + c;
+  return Chunk(W[g], chunk_scale(g));
+}
+fn chunk_dot(ch: Chunk, xs: Slice) -> f32 {
+  let w = ch.w;
+  return (word_dot(w.x, xs.v0, xs.v1) + word_dot(w.y, xs.v2, xs.v3) + word_dot(w.z, xs.v4, xs.v5) +
+    word_dot(w.w, xs.v6, xs.v7)) * ch.scale;
+}`;
+}
+
+function largestPowerOfTwoAtMost(v: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, v)));
+}
+
+/** Layouts measured best on this GPU (bench/gemv_sweep.ts), by `${storage}|${n}|${k}`. */
+const tunedLayouts = new Map<string, GemvLayout>();
+
+export function setTunedGemvLayout(storage: GemvWeight, n: number, k: number, layout: GemvLayout): void {
+  tunedLayouts.set(`${storage}|${n}|${k}`, layout);
+}
+
+/**
+ * The layout for a product: about four chunks per thread along K (up to 32 lanes; one lane for very short
+ * rows, where a reduction would cost more than the row), then as many rows per thread as keep at least 256
+ * workgroups in flight.
+ */
+export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
+  const tuned = tunedLayouts.get(`${storage}|${n}|${k}`);
+  if (tuned) return tuned;
+  const lanes = Math.min(32, largestPowerOfTwoAtMost(k / CHUNK[storage] / 4));
+  const rowsPerGroup = WG / lanes;
+  let rowsPerThread = 4;
+  while (rowsPerThread > 1 && Math.ceil(n / (rowsPerGroup * rowsPerThread)) < 256) rowsPerThread /= 2;
+  return { lanes, rowsPerThread };
+}
+
+/** Every layout a tuner may choose among (all compute the same sums, in possibly different orders). */
+export const GEMV_LAYOUTS: readonly GemvLayout[] = [4, 8, 16, 32].flatMap((lanes) =>
+  [1, 2, 4].map((rowsPerThread) => ({ lanes, rowsPerThread }))
+);
 
 const kernels = new Map<string, KernelSpec>();
 
+/** Workgroup memory the kernel keeps for partial sums and tables; the rest may stage x. */
+const RESERVED_WORKGROUP_BYTES = 6144;
+
+/** Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory. */
+function segmentChunks(k: number, storage: GemvWeight): number {
+  const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - RESERVED_WORKGROUP_BYTES;
+  return Math.max(1, Math.min(k / CHUNK[storage], Math.floor(bytes / (CHUNK[storage] * 4))));
+}
+
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
-function kernel(rows: number, storage: GemvWeight): KernelSpec {
-  const key = `${rows}|${storage}`;
+function kernel(
+  layout: GemvLayout,
+  storage: GemvWeight,
+  scales: Nf4Scales["kind"] | null,
+  segment: number,
+): KernelSpec {
+  const key = `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}`;
   let spec = kernels.get(key);
   if (!spec) {
+    const rows = Array.from({ length: layout.rowsPerThread }, (_, j) => j);
+    const scaleBindings: KernelSpec["bindings"] = scales === "double"
+      ? ["read", "read", "read"]
+      : scales === "f32"
+      ? ["read"]
+      : [];
     spec = {
       file: FILE,
       entry: "main",
-      bindings: storage === "nf4"
-        ? ["read", "read", "read", "write", "read"]
-        : ["read", "read", "read", "write"],
-      defines: { ROWS: rows, W_DECL: W_DECLS[storage] },
+      bindings: ["read", "read", "read", "write", "read", ...scaleBindings],
+      defines: {
+        ACTIVATIONS: ACTIVATION_FNS_WGSL,
+        LANES: layout.lanes,
+        RPT: layout.rowsPerThread,
+        SEG: segment,
+        W_DECL: weightDecl(storage, scales),
+        // The tables are read after the barrier that opens the first segment.
+        PROLOGUE: storage === "nf4"
+          ? `  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }\n${NF4_SCALES[scales!].prologue}`
+          : "",
+        ACC_DECL: rows.map((j) =>
+          `  var acc${j} = 0.0;\n  let row${j} = min(first_row + local_row + ${j}u, last);\n  var next${j}: Chunk;`
+        ).join("\n"),
+        PREFETCH_FIRST: rows.map((j) => `    if (lane < seg) { next${j} = load_chunk(row${j}, s0 + lane); }`)
+          .join("\n"),
+        ROW_UPDATES: rows.map((j) =>
+          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, s0 + i + LANES); }\n` +
+          `      acc${j} += chunk_dot(w${j}, xs);`
+        ).join("\n"),
+        PARTIAL_STORE: rows.map((j) => `  partial[lane * ROWS + local_row + ${j}u] = acc${j};`).join("\n"),
+      },
     };
     kernels.set(key, spec);
   }
@@ -88,10 +198,29 @@ function kernel(rows: number, storage: GemvWeight): KernelSpec {
 
 /** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
 export function gemvApplies(k: number, weight: GemvWeight): boolean {
-  return k > 0 && k % (weight === "nf4" ? 32 : 8) === 0;
+  return k > 0 && k % CHUNK[weight] === 0;
 }
 
-/** y (+)= x @ Wᵀ (+ bias): x [1, K], W [N, K]; `extra` is the NF4 absmax buffer. */
+/**
+ * What the GEMV applies to each output after the bias: nothing, `+ residual[row]` (a residual connection),
+ * `silu(gate[row]) * y` (SwiGLU's gating of the up projection) or GPT-2's GELU.
+ */
+export type GemvEpilogue =
+  | { kind: "none" }
+  | { kind: "residual"; residual: BufferRange }
+  | { kind: "silu-gate"; gate: BufferRange }
+  | { kind: "gelu" };
+
+const EPILOGUE_CODES: Record<GemvEpilogue["kind"], number> = {
+  none: 0,
+  residual: 1,
+  "silu-gate": 2,
+  gelu: 3,
+};
+
+const NO_EPILOGUE: GemvEpilogue = { kind: "none" };
+
+/** y (+)= epilogue(x @ Wᵀ (+ bias)): x [1, K], W [N, K]; `scales` are an NF4 weight's. */
 export function gemvInto(
   y: BufferRange,
   x: BufferRange,
@@ -101,11 +230,24 @@ export function gemvInto(
   k: number,
   bias: BufferRange | null,
   accumulate: boolean,
-  absmax: BufferRange | null,
+  scales: Nf4Scales | null,
+  layout: GemvLayout = gemvLayout(n, k, storage),
+  epilogue: GemvEpilogue = NO_EPILOGUE,
 ): void {
-  const rows = rowsPerGroup(k, storage);
-  const spec = kernel(rows, storage);
-  const buffers = [x, weight, bias ?? x, y];
-  if (storage === "nf4") buffers.push(absmax!);
-  rt().dispatch(spec, new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0), buffers, Math.ceil(n / rows));
+  if ((storage === "nf4") !== (scales !== null)) {
+    throw new TypeError(`gemv: ${storage} weights ${storage === "nf4" ? "need" : "take no"} NF4 scales`);
+  }
+  const spec = kernel(layout, storage, scales?.kind ?? null, segmentChunks(k, storage));
+  const aux = epilogue.kind === "residual"
+    ? epilogue.residual
+    : epilogue.kind === "silu-gate"
+    ? epilogue.gate
+    : x;
+  const buffers = [x, weight, bias ?? x, y, aux];
+  if (scales?.kind === "f32") buffers.push(scales.absmax);
+  if (scales?.kind === "double") buffers.push(scales.q, scales.code, scales.absmax2);
+  const params = new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0)
+    .f32(scales?.kind === "double" ? scales.offset : 0).u32(EPILOGUE_CODES[epilogue.kind]);
+  const rowsPerGroup = (WG / layout.lanes) * layout.rowsPerThread;
+  rt().dispatch(spec, params, buffers, Math.ceil(n / rowsPerGroup));
 }

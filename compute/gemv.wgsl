@@ -1,45 +1,101 @@
-// Matrix-vector product for decoding: y[n] = sum_k x[k] * W[n, k] (+ bias[n]) with W [N, K] row-major (PyTorch's
-// Linear layout) stored as f32, f16 or NF4. Memory-bound: each workgroup streams ROWS rows with 16-byte loads
-// (4 f32, 8 f16 or 32 NF4 codes), each thread strides over the row, and the partial sums meet in a
-// workgroup-memory tree. K is a multiple of 8 (f32, f16) or 32 (NF4): the wrapper checks.
-// W_DECL declares the weight buffers and `row_dot(row, t) -> f32`: thread t's partial dot product of a row.
+// Matrix-vector product for decoding: y[n] = sum_k x[k] * W[n, k] (+ bias[n]) (+ y[n]) with W [N, K] row-major
+// (PyTorch's Linear layout) stored as f32, f16 or NF4, then an optional epilogue (see `epilogue`). Memory-bound, so every byte of W is read once with a
+// 16-byte load (a "chunk": 4 f32, 8 f16 or 32 NF4 codes) and everything else comes from workgroup memory.
+//
+// A workgroup owns ROWS consecutive rows: GROUPS thread groups of LANES threads, each group RPT rows. x is staged
+// in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the v-th vec4 of chunk
+// c), so the lanes, which read consecutive chunks, read consecutive vec4s. A thread walks its rows' chunks lane,
+// lane + LANES, ... (consecutive lanes read consecutive chunks of W, so loads coalesce) and reuses each slice of
+// x for its RPT rows. Partial sums meet in workgroup memory and one thread per row adds its LANES partials. The
+// wrapper unrolls the RPT rows into named accumulators (ACC_DECL, ROW_UPDATES), since arrays indexed in loops
+// leave registers. W_DECL declares the weight (and NF4 scale) buffers, VPC (vec4s of x per chunk), the structs
+// `Slice` (x's part of a chunk) and `Chunk` (a chunk of W with its scale), `load_chunk(row, c) -> Chunk` for
+// chunk c of a row, and `chunk_dot(w: Chunk, xs: Slice) -> f32`.
 
 struct Params {
   N: u32,
   K: u32,
   has_bias: u32,
   accumulate: u32,
+  absmax_offset: f32,
+  epilogue: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The epilogue's second input: the residual (EPILOGUE_RESIDUAL) or the gate (EPILOGUE_SILU_GATE), one per row.
+@group(0) @binding(5) var<storage, read> aux: array<f32>;
+
+const EPILOGUE_NONE: u32 = 0u;
+const EPILOGUE_RESIDUAL: u32 = 1u;
+const EPILOGUE_SILU_GATE: u32 = 2u;
+const EPILOGUE_GELU: u32 = 3u;
+
+{{ACTIVATIONS}}
+
+// What follows the product (+ bias) of a row: decoding fuses the residual add, SwiGLU's gating and GPT-2's GELU
+// here instead of spending a dispatch on each.
+fn epilogue(row: u32, v: f32) -> f32 {
+  switch (p.epilogue) {
+    case EPILOGUE_RESIDUAL: { return v + aux[row]; }
+    case EPILOGUE_SILU_GATE: { let g = aux[row]; return g * sigmoid(g) * v; }
+    case EPILOGUE_GELU: { return gelu(v); }
+    default: { return v; }
+  }
+}
 
 const WG: u32 = 256u;
-const ROWS: u32 = {{ROWS}}u;
-const LANES: u32 = WG / ROWS;
+const LANES: u32 = {{LANES}}u;
+const GROUPS: u32 = WG / LANES;
+const RPT: u32 = {{RPT}}u;
+const ROWS: u32 = GROUPS * RPT;
+const SEG: u32 = {{SEG}}u;
 
 {{W_DECL}}
 
-var<workgroup> partial: array<f32, WG>;
+var<workgroup> x_seg: array<vec4f, SEG * VPC>;
+// partial[lane * ROWS + row]: consecutive rows side by side, so the final per-row sums read without conflicts.
+var<workgroup> partial: array<f32, WG * RPT>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let group = wid.x + wid.y * nwg.x;
+  let first_row = (wid.x + wid.y * nwg.x) * ROWS;
   let lane = tid % LANES;
-  let row = group * ROWS + tid / LANES;
-  var sum = 0.0;
-  if (row < p.N) { sum = row_dot(row, lane); }
-  partial[tid] = sum;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) { partial[tid] += partial[tid + stride]; }
+  let local_row = (tid / LANES) * RPT;
+  // Rows past N repeat the last row: their sums are computed and never stored, so the loop needs no branch.
+  let last = p.N - 1u;
+{{PROLOGUE}}
+{{ACC_DECL}}
+  let chunks = p.K / CHUNK;
+  for (var s0 = 0u; s0 < chunks; s0 += SEG) {
+    let seg = min(SEG, chunks - s0);
     workgroupBarrier();
+    for (var e = tid; e < seg * VPC; e += WG) {
+      let c = e % seg;
+      let v = e / seg;
+      x_seg[v * SEG + c] = x[(s0 + c) * VPC + v];
+    }
+    workgroupBarrier();
+    // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
+    // flight while it computes (rows are clamped, chunks past the segment are never read).
+{{PREFETCH_FIRST}}
+    for (var i = lane; i < seg; i += LANES) {
+      let xs = chunk_x(i);
+      let more = i + LANES < seg;
+{{ROW_UPDATES}}
+    }
   }
-  if (lane == 0u && row < p.N) {
-    var v = partial[tid];
+{{PARTIAL_STORE}}
+  workgroupBarrier();
+  for (var r = tid; r < ROWS; r += WG) {
+    let row = first_row + r;
+    if (row >= p.N) { break; }
+    var v = 0.0;
+    for (var l = 0u; l < LANES; l++) { v += partial[l * ROWS + r]; }
     if (p.has_bias != 0u) { v += bias[row]; }
+    v = epilogue(row, v);
     if (p.accumulate != 0u) { v += y[row]; }
     y[row] = v;
   }

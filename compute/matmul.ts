@@ -83,13 +83,17 @@ function registerBlock({ TM, TN }: Tile): { ACC_DECL: string; ACC_UPDATE: string
   const decl: string[] = [];
   const update: string[] = [];
   const store: string[] = [];
-  for (let v = 0; v < TM / 4; v++) update.push(`      let a${v} = tile_a[a_row + ${v}u];`);
-  for (const j of cols) update.push(`      let b${j} = tile_b[b_row + ${j}u];`);
+  for (let v = 0; v < TM / 4; v++) update.push(`      let a${v} = tile_a[a_row + ${v}u * WG_Y];`);
+  for (const j of cols) update.push(`      let b${j} = tile_b[b_row + ${j}u * WG_X];`);
   for (const i of rows) {
     for (const j of cols) {
       decl.push(`  var acc_${i}_${j} = vec4f(0.0);`);
       update.push(`      acc_${i}_${j} = fma(vec4f(a${i >> 2}[${i & 3}]), b${j}, acc_${i}_${j});`);
-      store.push(`  store_row(gm0 + ${i}u, gn0 + ${4 * j}u, c_base, acc_${i}_${j});`);
+      store.push(
+        `  store_row(gm0 + ${i >> 2}u * WG_Y * 4u + ${
+          i & 3
+        }u, gn0 + ${j}u * WG_X * 4u, c_base, acc_${i}_${j});`,
+      );
     }
   }
   return { ACC_DECL: decl.join("\n"), ACC_UPDATE: update.join("\n"), ACC_STORE: store.join("\n") };
@@ -396,7 +400,7 @@ export function matmulInto(
       k,
       bias ? bias.range : null,
       accumulate,
-      b instanceof Tensor ? null : b.absmax.range,
+      b instanceof Tensor ? null : { kind: "f32", absmax: b.absmax.range },
     );
     return;
   }

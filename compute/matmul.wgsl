@@ -5,8 +5,11 @@
 // long reductions are split over several accumulating dispatches (see matmul.ts).
 //
 // Register-blocked: a workgroup computes a BM x BN tile through BK-deep slices staged in workgroup memory as
-// vec4 columns; each thread owns a TM x TN block (rows ty*TM.., columns tx*TN..) held in vec4 registers that
-// the wrapper unrolls into named variables (ACC_*), since WGSL arrays indexed in loops spill out of registers.
+// vec4 columns; each thread owns TM x TN outputs held in vec4 registers that the wrapper unrolls into named
+// variables (ACC_*), since WGSL arrays indexed in loops spill out of registers. A thread's outputs are TM / 4
+// groups of 4 rows and TN / 4 groups of 4 columns, the groups WG_Y * 4 rows (WG_X * 4 columns) apart: so the
+// threads of a warp read consecutive vec4s of a tile row (no workgroup-memory bank conflicts, which a thread
+// owning TN adjacent columns causes) and store consecutive columns of C.
 // LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
 // (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element. With vec4 loads on both
 // operands the next slice is prefetched into registers (PREFETCH_*) while the current one is multiplied, so
@@ -77,15 +80,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
 {{PREFETCH_NEXT}}
     for (var k = 0u; k < BK; k++) {
-      let a_row = k * (BM / 4u) + lid.y * (TM / 4u);
-      let b_row = k * (BN / 4u) + lid.x * (TN / 4u);
+      let a_row = k * (BM / 4u) + lid.y;
+      let b_row = k * (BN / 4u) + lid.x;
 {{ACC_UPDATE}}
     }
     workgroupBarrier();
   }
 
   let c_base = batch * p.stride_c;
-  let gm0 = row0 + lid.y * TM;
-  let gn0 = col0 + lid.x * TN;
+  let gm0 = row0 + lid.y * 4u;
+  let gn0 = col0 + lid.x * 4u;
 {{ACC_STORE}}
 }

@@ -80,7 +80,8 @@ export function specialise(source: string, defines: Record<string, string | numb
 interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
-  key: string;
+  /** Pipelines with the same binding kinds share a layout, and so their bind groups. */
+  layoutKey: string;
 }
 
 export class Runtime {
@@ -137,7 +138,7 @@ export class Runtime {
       compute: { module, entryPoint: spec.entry },
       label: key,
     });
-    cached = { pipeline, layout, key };
+    cached = { pipeline, layout, layoutKey: spec.bindings.join(",") };
     this.pipelines.set(key, cached);
     this.pipelinesBySpec.set(spec, cached);
     return cached;
@@ -149,7 +150,13 @@ export class Runtime {
     if (!layout) {
       layout = this.gpu.device.createBindGroupLayout({
         entries: [
-          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+          // The parameters' slot in the arena is a dynamic offset, so a bind group serves every dispatch of the
+          // same buffers whatever its slot (creating bind groups is the costliest part of encoding).
+          {
+            binding: 0,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: "uniform", hasDynamicOffset: true },
+          },
           ...bindings.map((kind, i) => ({
             binding: i + 1,
             visibility: GPUShaderStage.COMPUTE,
@@ -183,7 +190,7 @@ export class Runtime {
         `kernel ${spec.entry} takes ${spec.bindings.length} buffers, got ${buffers.length}`,
       );
     }
-    const { pipeline, layout, key } = this.pipeline(spec);
+    const { pipeline, layout, layoutKey } = this.pipeline(spec);
     const data = params.bytes();
     const align = this.gpu.uniformAlign;
     if (this.arenaUsed + data.byteLength > ARENA_BYTES) this.flush();
@@ -191,7 +198,7 @@ export class Runtime {
     this.arenaHost.set(data, paramOffset);
     this.arenaUsed = Math.ceil((paramOffset + data.byteLength) / align) * align;
 
-    let bindKey = `${key}|${paramOffset}`;
+    let bindKey = layoutKey;
     for (const b of buffers) bindKey += `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
     let group = this.bindGroups.get(bindKey);
     if (!group) {
@@ -199,7 +206,7 @@ export class Runtime {
       group = this.gpu.device.createBindGroup({
         layout,
         entries: [
-          { binding: 0, resource: { buffer: this.arena, offset: paramOffset, size: data.byteLength } },
+          { binding: 0, resource: { buffer: this.arena, offset: 0, size: PARAMS_BYTES } },
           ...buffers.map((b, i) => ({
             binding: i + 1,
             resource: { buffer: b.buffer, offset: b.offset, size: b.size },
@@ -210,7 +217,7 @@ export class Runtime {
     }
     const pass = this.computePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [paramOffset]);
     let [x, y, z] = typeof groups === "number" ? [groups, 1, 1] : groups;
     const limit = this.gpu.maxWorkgroupsPerDim;
     if (x > limit) {

@@ -5,12 +5,12 @@
  * a copy (the state dict puts both back as transformers expects).
  */
 import { attention } from "../../compute/attention.ts";
-import { add, gelu } from "../../compute/elementwise.ts";
+import { add } from "../../compute/elementwise.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { layerNorm } from "../../compute/norm.ts";
 import { keep, type Tensor, tensor } from "../../compute/tensor.ts";
 import { f32ToF16, type Gpt2Config } from "../checkpoint/mod.ts";
-import { Linear, type LinearLike } from "./linear.ts";
+import { Linear, type LinearLike, linearThen } from "./linear.ts";
 import { runLayers } from "./layers.ts";
 import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
 import { transposeHost, type WeightDType, type WeightSource } from "./weights.ts";
@@ -136,9 +136,11 @@ export class Gpt2Model extends DecoderDims implements CausalLM {
       v = cache.values();
     }
     const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, H, D]
-    x = add(x, block.attnProj.forward(a.reshape([batch, seq, nHead * d])));
+    // Residual adds and GELU ride on the projections' GEMVs when decoding (linearThen).
+    x = linearThen(block.attnProj, a.reshape([batch, seq, nHead * d]), { kind: "residual", residual: x });
     const h2 = layerNorm(x, block.ln2.weight, block.ln2.bias, layerNormEps);
-    return add(x, block.mlpProj.forward(gelu(block.fc.forward(h2)))); // [B, T, C]
+    const f = linearThen(block.fc, h2, { kind: "gelu" }); // f: [B, T, 4C]
+    return linearThen(block.mlpProj, f, { kind: "residual", residual: x }); // [B, T, C]
   }
 
   lmHead(): Tensor {

@@ -3,19 +3,90 @@
  * bias; `LoraLinear` wraps one with low-rank adapters as PEFT does (`fromLinear`, `merge`), and can be switched
  * off per call so one loaded base serves requests with and without the adapter.
  */
-import { noGrad } from "../../compute/autograd.ts";
-import { add, axpby, scale } from "../../compute/elementwise.ts";
+import { swiglu } from "../../compute/activations.ts";
+import { needsGrad, noGrad } from "../../compute/autograd.ts";
+import { add, axpby, gelu, scale } from "../../compute/elementwise.ts";
+import { gemvApplies, type GemvEpilogue, gemvInto, type GemvWeight } from "../../compute/gemv.ts";
 import { matmul } from "../../compute/matmul.ts";
 import { dropout } from "../../compute/dropout.ts";
-import { keep, shapeString, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { empty, keep, shapeString, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 
 /** Anything that maps [..., in] to [..., out]: a plain, quantized or adapted linear layer. */
 export interface LinearLike {
   readonly inFeatures: number;
   readonly outFeatures: number;
   forward(x: Tensor): Tensor;
+  /**
+   * epilogue(forward(x)) as one GEMV dispatch when x is a single row (decoding), without recording gradients;
+   * null when this layer cannot (several rows, a row length the GEMV does not take, an active adapter).
+   */
+  fusedGemv?(x: Tensor, epilogue: LinearEpilogue): Tensor | null;
   parameters(): Tensor[];
   dispose(): void;
+}
+
+/** What follows a linear layer in the decoders: a residual add, SwiGLU's gating of `up`, or GELU. */
+export type LinearEpilogue =
+  | { kind: "residual"; residual: Tensor }
+  | { kind: "silu-gate"; gate: Tensor }
+  | { kind: "gelu" };
+
+function epilogueInput(epilogue: LinearEpilogue): Tensor | null {
+  return epilogue.kind === "residual"
+    ? epilogue.residual
+    : epilogue.kind === "silu-gate"
+    ? epilogue.gate
+    : null;
+}
+
+/**
+ * epilogue(layer(x)): fused into the decode GEMV when nothing needs gradients and the layer can, otherwise the
+ * layer's forward followed by the op (so training and prefill are unchanged).
+ */
+export function linearThen(layer: LinearLike, x: Tensor, epilogue: LinearEpilogue): Tensor {
+  if (!needsGrad(x, epilogueInput(epilogue), ...layer.parameters())) {
+    const fused = layer.fusedGemv?.(x, epilogue);
+    if (fused) return fused;
+  }
+  const y = layer.forward(x);
+  switch (epilogue.kind) {
+    case "residual":
+      return add(epilogue.residual, y);
+    case "silu-gate":
+      return swiglu(epilogue.gate, y);
+    case "gelu":
+      return gelu(y);
+  }
+}
+
+/**
+ * The output tensor and GEMV epilogue of a fused single-row call, or null when x is not one row of `inFeatures`
+ * f32 values whose length the GEMV takes for this storage.
+ */
+export function fusedGemvPlan(
+  layer: LinearLike,
+  x: Tensor,
+  storage: GemvWeight,
+  epilogue: LinearEpilogue,
+): { y: Tensor; epilogue: GemvEpilogue } | null {
+  if (x.size !== layer.inFeatures || x.dtype !== "f32" || !gemvApplies(layer.inFeatures, storage)) {
+    return null;
+  }
+  const input = epilogueInput(epilogue);
+  if (input && (input.size !== layer.outFeatures || input.dtype !== "f32")) {
+    throw new RangeError(
+      `${epilogue.kind} input ${shapeString(input.shape)} does not match ${layer.outFeatures} outputs`,
+    );
+  }
+  const y = empty([...x.shape.slice(0, -1), layer.outFeatures]);
+  switch (epilogue.kind) {
+    case "residual":
+      return { y, epilogue: { kind: "residual", residual: epilogue.residual.range } };
+    case "silu-gate":
+      return { y, epilogue: { kind: "silu-gate", gate: epilogue.gate.range } };
+    case "gelu":
+      return { y, epilogue: { kind: "gelu" } };
+  }
 }
 
 export class Linear implements LinearLike {
@@ -40,6 +111,26 @@ export class Linear implements LinearLike {
     const x2 = x.reshape([-1, this.inFeatures]); // x2: [N, in]
     const y = matmul(x2, this.weight, { transB: true, bias: this.bias }); // y: [N, out]
     return y.reshape([...lead, this.outFeatures]);
+  }
+
+  fusedGemv(x: Tensor, epilogue: LinearEpilogue): Tensor | null {
+    const storage = this.weight.dtype === "f16" ? "f16" : "f32";
+    const plan = fusedGemvPlan(this, x, storage, epilogue);
+    if (!plan) return null;
+    gemvInto(
+      plan.y.range,
+      x.range,
+      this.weight.range,
+      storage,
+      this.outFeatures,
+      this.inFeatures,
+      this.bias?.range ?? null,
+      false,
+      null,
+      undefined,
+      plan.epilogue,
+    );
+    return plan.y;
   }
 
   parameters(): Tensor[] {
@@ -123,6 +214,11 @@ export class LoraLinear implements LinearLike {
     const low = matmul(dropped, this.loraA, { transB: true }); // low: [N, r]
     const delta = matmul(low, this.loraB, { transB: true }); // delta: [N, out]
     return add(y, scale(delta, this.scaling).reshape([...lead, this.outFeatures]));
+  }
+
+  /** Only with the adapter switched off: an active adapter adds its own products. */
+  fusedGemv(x: Tensor, epilogue: LinearEpilogue): Tensor | null {
+    return this.enabled ? null : this.base.fusedGemv?.(x, epilogue) ?? null;
   }
 
   /** Only the adapters train. */

@@ -3,14 +3,12 @@
  * (rotate-half, θ from the config), tied or untied lm_head. Mirrors transformers' Qwen2ForCausalLM.
  */
 import { attention } from "../../compute/attention.ts";
-import { swiglu } from "../../compute/activations.ts";
-import { add } from "../../compute/elementwise.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { rmsNorm } from "../../compute/norm.ts";
 import { rope } from "../../compute/rope.ts";
 import type { Tensor } from "../../compute/tensor.ts";
 import type { Qwen2Config } from "../checkpoint/mod.ts";
-import { Linear, type LinearLike } from "./linear.ts";
+import { Linear, type LinearLike, linearThen } from "./linear.ts";
 import { Nf4Linear } from "./nf4_linear.ts";
 import { runLayers } from "./layers.ts";
 import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
@@ -163,10 +161,15 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
       v = cache.values();
     }
     const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, Hq, D]
-    x = add(x, layer.attn.o_proj.forward(a.reshape([batch, seq, numHeads * headDim])));
+    // Residual adds and SwiGLU's gating ride on the projections' GEMVs when decoding (linearThen).
+    x = linearThen(layer.attn.o_proj, a.reshape([batch, seq, numHeads * headDim]), {
+      kind: "residual",
+      residual: x,
+    });
     const h2 = rmsNorm(x, layer.postNorm, rmsNormEps);
-    const mlp = swiglu(layer.mlp.gate_proj.forward(h2), layer.mlp.up_proj.forward(h2)); // mlp: [B, T, FF]
-    return add(x, layer.mlp.down_proj.forward(mlp)); // [B, T, C]
+    const gate = layer.mlp.gate_proj.forward(h2); // gate: [B, T, FF]
+    const mlp = linearThen(layer.mlp.up_proj, h2, { kind: "silu-gate", gate }); // mlp: [B, T, FF]
+    return linearThen(layer.mlp.down_proj, mlp, { kind: "residual", residual: x }); // [B, T, C]
   }
 
   lmHead(): Tensor {

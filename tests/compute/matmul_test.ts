@@ -1,5 +1,6 @@
-import { matmul, TILE_CANDIDATES } from "../../compute/matmul.ts";
-import { keep, tensor, tidy } from "../../compute/tensor.ts";
+import { matmul, matmulInto, type PackedNf4Matrix, TILE_CANDIDATES } from "../../compute/matmul.ts";
+import { dequantizeNf4, disposeNf4, quantizeNf4 } from "../../compute/nf4.ts";
+import { empty, keep, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
 import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
 
@@ -174,5 +175,43 @@ gpuTest(
         first ??= got;
       }
     }
+  },
+);
+
+gpuTest(
+  "matmul: NF4 B through every tuning candidate tile, both layouts, matches the dequantised weight",
+  async () => {
+    const [m, n, k] = [70, 40, 96];
+    const w = keep(tensor(Float32Array.from(randn(n * k, 71)), [n, k]));
+    const q = await quantizeNf4(w);
+    const deq = dequantizeNf4(q);
+    const wd = Float64Array.from(await deq.read());
+    deq.dispose();
+    const a = randn(m * k, 72);
+    const packed: PackedNf4Matrix = { kind: "nf4", shape: [n, k], packed: q.packed, absmax: q.absmax! };
+    for (const tile of TILE_CANDIDATES) {
+      const out = keep(empty([m, n]));
+      tidy(() => matmulInto(out, tensor(Float32Array.from(a), [m, k]), packed, { transB: true, tile }));
+      assertClose(
+        `nf4 Bt tile ${JSON.stringify(tile)}`,
+        await out.toArray(),
+        matmulRef(a, wd, null, 1, m, n, k, false, true, true),
+        1e-5,
+      );
+      out.dispose();
+      // The same codes as a [K, N] operand (the input gradient's product: g [m, n] @ W [n, k]).
+      const out2 = keep(empty([m, k]));
+      const x = Float64Array.from(randn(m * n, 73));
+      tidy(() => matmulInto(out2, tensor(Float32Array.from(x), [m, n]), packed, { tile }));
+      assertClose(
+        `nf4 B tile ${JSON.stringify(tile)}`,
+        await out2.toArray(),
+        matmulRef(x, wd, null, 1, m, k, n, false, false, true),
+        1e-5,
+      );
+      out2.dispose();
+    }
+    w.dispose();
+    disposeNf4(q);
   },
 );

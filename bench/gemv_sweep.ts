@@ -1,0 +1,90 @@
+/**
+ * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
+ * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
+ * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
+ * test on the CPU driver); --shape I: only the I-th shape (a process per shape gives steadier figures on the
+ * H200, where shapes measured after the first in one process came out several times slower).
+ */
+import {
+  GEMV_LAYOUTS,
+  gemvInto,
+  type GemvLayout,
+  gemvLayout,
+  type GemvWeight,
+  type Nf4Scales,
+} from "../compute/gemv.ts";
+import { disposeNf4, nf4Bytes, quantizeNf4 } from "../compute/nf4.ts";
+import { fillNormal } from "../compute/random.ts";
+import { initRuntime } from "../compute/runtime.ts";
+import { empty, keep } from "../compute/tensor.ts";
+
+type Storage = GemvWeight | "nf4-double";
+const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
+  ? [["nf4-double", 512, 1024], ["f16", 256, 512]]
+  : [
+    ["nf4-double", 3584, 18944],
+    ["nf4-double", 18944, 3584],
+    ["nf4", 18944, 3584],
+    ["nf4", 3584, 18944],
+    ["nf4-double", 3584, 3584],
+    ["nf4-double", 512, 3584],
+    ["f16", 152064, 3584],
+    ["f16", 50264, 768],
+    ["f16", 2304, 768],
+    ["f16", 3072, 768],
+    ["f16", 768, 3072],
+  ];
+
+const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
+
+const rt = await initRuntime();
+console.log(`adapter: ${rt.gpu.adapter.description}`);
+for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
+  const x = fillNormal(keep(empty([1, k])), 2, 1);
+  const y = keep(empty([n]));
+  let run: (layout: GemvLayout) => void;
+  let bytes: number;
+  let release: () => void;
+  if (storage === "f32" || storage === "f16") {
+    const weight = fillNormal(keep(empty([n, k], storage)), 1, 0.02);
+    bytes = weight.bytes;
+    run = (layout) => gemvInto(y.range, x.range, weight.range, storage, n, k, null, false, null, layout);
+    release = () => weight.dispose();
+  } else {
+    const w = fillNormal(keep(empty([n, k])), 1, 0.02);
+    const q = await quantizeNf4(w, storage === "nf4-double");
+    w.dispose();
+    const scales: Nf4Scales = q.absmax ? { kind: "f32", absmax: q.absmax.range } : {
+      kind: "double",
+      q: q.double!.q.range,
+      code: q.double!.code.range,
+      absmax2: q.double!.absmax2.range,
+      offset: q.double!.offset,
+    };
+    bytes = nf4Bytes(q);
+    run = (layout) => gemvInto(y.range, x.range, q.packed.range, "nf4", n, k, null, false, scales, layout);
+    release = () => disposeNf4(q);
+  }
+  const chosen = gemvLayout(n, k, storage === "nf4-double" ? "nf4" : storage);
+  const results: string[] = [];
+  for (const layout of GEMV_LAYOUTS) {
+    run(layout);
+    await rt.sync();
+    const samples: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const ms = await rt.gpuTime(() => {
+        for (let i = 0; i < 10; i++) run(layout);
+      });
+      samples.push((ms ?? NaN) / 10);
+    }
+    const ms = samples.sort((a, b) => a - b)[1];
+    const mark = JSON.stringify(layout) === JSON.stringify(chosen) ? " *" : "";
+    results.push(
+      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
+        `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
+    );
+  }
+  console.log(results.join("\n"));
+  release();
+  for (const t of [x, y]) t.dispose();
+}

@@ -1,0 +1,171 @@
+import {
+  GEMV_LAYOUTS,
+  type GemvEpilogue,
+  gemvInto,
+  type GemvLayout,
+  gemvLayout,
+  type GemvWeight,
+} from "../../compute/gemv.ts";
+import { dequantizeNf4, disposeNf4, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
+import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
+import { assertClose, gpuTest, randn } from "./harness.ts";
+
+/** float64 reference: y = W x + bias + y0. */
+function gemvRef(w: ArrayLike<number>, x: Float64Array, bias: Float64Array, y0: Float64Array): Float64Array {
+  const n = bias.length;
+  const k = x.length;
+  return Float64Array.from({ length: n }, (_, r) => {
+    let s = bias[r] + y0[r];
+    for (let i = 0; i < k; i++) s += w[r * k + i] * x[i];
+    return s;
+  });
+}
+
+interface Case {
+  storage: GemvWeight | "nf4-double";
+  weight: Tensor | Nf4Weight;
+  /** The weight as the kernel sees it, in f64 (rounded to f16, or dequantised). */
+  exact: ArrayLike<number>;
+}
+
+async function makeCases(n: number, k: number, seed: number): Promise<Case[]> {
+  const w = Float32Array.from(randn(n * k, seed));
+  const f32 = keep(tensor(w, [n, k]));
+  const half = f32ToF16(w);
+  const cases: Case[] = [
+    { storage: "f32", weight: f32, exact: w },
+    { storage: "f16", weight: keep(tensor(half, [n, k], "f16")), exact: f16ToF32(half) },
+  ];
+  for (const double of [false, true]) {
+    const q = await quantizeNf4(f32, double);
+    const deq = dequantizeNf4(q);
+    cases.push({ storage: double ? "nf4-double" : "nf4", weight: q, exact: await deq.read() });
+    deq.dispose();
+  }
+  return cases;
+}
+
+function run(
+  c: Case,
+  x: Tensor,
+  bias: Tensor,
+  y: Tensor,
+  n: number,
+  k: number,
+  layout?: GemvLayout,
+  epilogue?: GemvEpilogue,
+  accumulate = true,
+): void {
+  if (c.storage === "f32" || c.storage === "f16") {
+    const w = c.weight as Tensor;
+    gemvInto(y.range, x.range, w.range, c.storage, n, k, bias.range, accumulate, null, layout, epilogue);
+    return;
+  }
+  const w = c.weight as Nf4Weight;
+  const scales = w.absmax ? { kind: "f32" as const, absmax: w.absmax.range } : {
+    kind: "double" as const,
+    q: w.double!.q.range,
+    code: w.double!.code.range,
+    absmax2: w.double!.absmax2.range,
+    offset: w.double!.offset,
+  };
+  gemvInto(y.range, x.range, w.packed.range, "nf4", n, k, bias.range, accumulate, scales, layout, epilogue);
+}
+
+function dispose(c: Case): void {
+  if ("packed" in c.weight) disposeNf4(c.weight);
+  else (c.weight as Tensor).dispose();
+}
+
+gpuTest(
+  "gemv: every layout, every weight storage (f32, f16, NF4, double-quantised NF4) vs f64, with bias and accumulation",
+  async () => {
+    // 77 rows: no layout's rows per workgroup divides it; K = 1024: 32 NF4 chunks, uneven over most lane counts.
+    const [n, k] = [77, 1024];
+    const cases = await makeCases(n, k, 11);
+    const xData = randn(k, 12);
+    const biasData = randn(n, 13);
+    const y0 = randn(n, 14);
+    const x = keep(tensor(Float32Array.from(xData), [1, k]));
+    const bias = keep(tensor(Float32Array.from(biasData), [n]));
+    for (const c of cases) {
+      const want = gemvRef(c.exact, xData, biasData, y0);
+      for (
+        const layout of [...GEMV_LAYOUTS, gemvLayout(n, k, c.storage === "nf4-double" ? "nf4" : c.storage)]
+      ) {
+        const y = keep(tidy(() => tensor(Float32Array.from(y0), [n])));
+        run(c, x, bias, y, n, k, layout);
+        assertClose(
+          `${c.storage} lanes ${layout.lanes} rows ${layout.rowsPerThread}`,
+          await y.toArray(),
+          want,
+          1e-5,
+        );
+        y.dispose();
+      }
+      dispose(c);
+    }
+    x.dispose();
+    bias.dispose();
+  },
+);
+
+gpuTest(
+  "gemv: the default layout of short rows, and of rows longer than one staged segment of x",
+  async () => {
+    for (const [n, k] of [[300, 32], [5, 8192], [1000, 96]]) {
+      const cases = await makeCases(n, k, n + k);
+      const xData = randn(k, 21);
+      const biasData = randn(n, 22);
+      const y0 = randn(n, 23);
+      const x = keep(tensor(Float32Array.from(xData), [1, k]));
+      const bias = keep(tensor(Float32Array.from(biasData), [n]));
+      for (const c of cases) {
+        const y = keep(tensor(Float32Array.from(y0), [n]));
+        run(c, x, bias, y, n, k);
+        assertClose(`${c.storage} ${n}x${k}`, await y.toArray(), gemvRef(c.exact, xData, biasData, y0), 1e-5);
+        y.dispose();
+        dispose(c);
+      }
+      x.dispose();
+      bias.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "gemv: epilogues (residual add, SwiGLU gating, GELU) vs f64, for f16 and double-quantised NF4",
+  async () => {
+    const [n, k] = [45, 256];
+    const all = await makeCases(n, k, 31);
+    const cases = all.filter((c) => c.storage === "f16" || c.storage === "nf4-double");
+    for (const c of all) if (!cases.includes(c)) dispose(c);
+    const xData = randn(k, 32);
+    const biasData = randn(n, 33);
+    const auxData = randn(n, 34, 3);
+    const x = keep(tensor(Float32Array.from(xData), [1, k]));
+    const bias = keep(tensor(Float32Array.from(biasData), [n]));
+    const aux = keep(tensor(Float32Array.from(auxData), [n]));
+    const zeros = new Float64Array(n);
+    const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    const epilogues: [GemvEpilogue, (v: number, r: number) => number][] = [
+      [{ kind: "residual", residual: aux.range }, (v, r) => v + auxData[r]],
+      [{ kind: "silu-gate", gate: aux.range }, (v, r) => silu(auxData[r]) * v],
+      [{ kind: "gelu" }, (v) => gelu(v)],
+    ];
+    for (const c of cases) {
+      const product = gemvRef(c.exact, xData, biasData, zeros);
+      for (const [epilogue, apply] of epilogues) {
+        const y = keep(tensor(new Float32Array(n), [n]));
+        run(c, x, bias, y, n, k, undefined, epilogue, false);
+        const want = product.map((v, r) => apply(v, r));
+        assertClose(`${c.storage} ${epilogue.kind}`, await y.toArray(), want, 1e-5);
+        y.dispose();
+      }
+      dispose(c);
+    }
+    for (const t of [x, bias, aux]) t.dispose();
+  },
+);
