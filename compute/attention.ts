@@ -368,6 +368,31 @@ export class KVCache {
 
   /** Writes k, v [B, T, Hkv, D] at positions length..length+T−1 and advances length. */
   append(k: Tensor, v: Tensor): void {
+    const start = this.claim(k, v);
+    const T = k.shape[1];
+    const g: Geometry = {
+      B: this.batch,
+      T,
+      S: start + T,
+      Hq: this.kvHeads,
+      Hkv: this.kvHeads,
+      D: this.headDim,
+      kvRows: this.maxLen,
+      scale: 1,
+    };
+    rt().dispatch(
+      flatSpec("kv_append", ["read", "read", "write", "write"], this.headDim),
+      attnParams(g, null, false, k.size, start),
+      [k.range, v.range, this.k.range, this.v.range],
+      Math.ceil(k.size / WG),
+    );
+  }
+
+  /**
+   * Checks k, v [B, T, Hkv, D] against the cache, reserves their T positions and returns the first; the caller
+   * writes them (append, or rope.ts's ropeAppend, which rotates k on the way in).
+   */
+  claim(k: Tensor, v: Tensor): number {
     const want = `[${this.batch}, T, ${this.kvHeads}, ${this.headDim}]`;
     for (const t of [k, v]) {
       if (
@@ -387,23 +412,9 @@ export class KVCache {
         `KVCache.append: ${T} more positions after ${this.length} exceed the cache's ${this.maxLen}`,
       );
     }
-    const g: Geometry = {
-      B: this.batch,
-      T,
-      S: this.length + T,
-      Hq: this.kvHeads,
-      Hkv: this.kvHeads,
-      D: this.headDim,
-      kvRows: this.maxLen,
-      scale: 1,
-    };
-    rt().dispatch(
-      flatSpec("kv_append", ["read", "read", "write", "write"], this.headDim),
-      attnParams(g, null, false, k.size, this.length),
-      [k.range, v.range, this.k.range, this.v.range],
-      Math.ceil(k.size / WG),
-    );
+    const start = this.length;
     this.length += T;
+    return start;
   }
 
   /** The key buffer [B, maxLen, Hkv, D]; owned by the cache (do not dispose). */

@@ -5,13 +5,16 @@
  * transformers does, so results match it at long positions, not only a float64 formula at short ones.
  */
 import { needsGrad, record } from "./autograd.ts";
+import type { KVCache } from "./attention.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
 
-const KERNEL: KernelSpec = {
-  file: new URL("./rope.wgsl", import.meta.url),
-  entry: "main",
-  bindings: ["read", "read", "read", "write"],
+const FILE = new URL("./rope.wgsl", import.meta.url);
+const KERNEL: KernelSpec = { file: FILE, entry: "main", bindings: ["read", "read", "read", "write"] };
+const APPEND_KERNEL: KernelSpec = {
+  file: FILE,
+  entry: "rope_append",
+  bindings: ["read", "read", "read", "write", "read", "read", "write", "write"],
 };
 const WG = 256;
 
@@ -67,11 +70,54 @@ function rotate(x: Tensor, positions: Tensor, theta: number, sign: number): Tens
 }
 
 /**
- * x: [B, T, H, D] f32 (D even); positions: i32 [B, T]; theta: the RoPE base (Qwen2.5: 1e6). Returns the rotated
- * x; the backward rotates the gradient by the negative angle. Accurate for angles up to about 1e5 radians
- * (positions up to 1e5), beyond the 32k context of the models here.
+ * Inference with a KV cache, in one dispatch: q [B, T, Hq, D] and k [B, T, Hkv, D] rotated at `positions`, the
+ * rotated k and v [B, T, Hkv, D] appended to the cache; returns the rotated q. Records no gradients (decoding
+ * only), so it refuses inputs that need them.
  */
-export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
+export function ropeAppend(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  positions: Tensor,
+  theta: number,
+  cache: KVCache,
+): Tensor {
+  if (needsGrad(q, k, v)) {
+    throw new TypeError("ropeAppend records no gradients: use rope() and KVCache.append");
+  }
+  checkRope(q, positions, theta);
+  checkRope(k, positions, theta);
+  const [, tokens, heads, headDim] = q.shape;
+  if (k.shape[3] !== headDim) {
+    throw new RangeError(
+      `ropeAppend: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} head sizes differ`,
+    );
+  }
+  const start = cache.claim(k, v);
+  const out = empty(q.shape); // out: [B, T, Hq, D]
+  const half = headDim / 2;
+  const pairs = q.size / 2;
+  const pairsK = k.size / 2;
+  const invFreq = invFreqBuffer(theta, headDim);
+  rt().dispatch(
+    APPEND_KERNEL,
+    new Params().u32(pairs, heads, half).f32(1).u32(pairsK, k.shape[2], tokens, cache.maxLen, start),
+    [
+      q.range,
+      positions.range,
+      { buffer: invFreq, offset: 0, size: invFreq.size },
+      out.range,
+      k.range,
+      v.range,
+      cache.keys().range,
+      cache.values().range,
+    ],
+    Math.ceil((pairs + pairsK) / WG),
+  );
+  return out;
+}
+
+function checkRope(x: Tensor, positions: Tensor, theta: number): void {
   assertDType("rope", x, "f32");
   assertDType("rope positions", positions, "i32");
   const [batch, tokens, , headDim] = x.shape;
@@ -84,6 +130,15 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
     );
   }
   if (!(theta > 0 && Number.isFinite(theta))) throw new RangeError(`rope: theta must be > 0, got ${theta}`);
+}
+
+/**
+ * x: [B, T, H, D] f32 (D even); positions: i32 [B, T]; theta: the RoPE base (Qwen2.5: 1e6). Returns the rotated
+ * x; the backward rotates the gradient by the negative angle. Accurate for angles up to about 1e5 radians
+ * (positions up to 1e5), beyond the 32k context of the models here.
+ */
+export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
+  checkRope(x, positions, theta);
   const out = rotate(x, positions, theta, 1);
   if (needsGrad(x)) {
     record(out, [x, positions], [positions], (gy, [sp]) => [rotate(gy, sp, theta, -1), null]);

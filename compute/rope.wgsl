@@ -11,6 +11,12 @@ struct Params {
   heads: u32,
   half: u32,
   sign: f32,
+  // rope_append only: k's (row, i) pairs, its heads, tokens per batch row, and the cache's rows and fill.
+  pairs_k: u32,
+  kv_heads: u32,
+  tokens: u32,
+  kv_rows: u32,
+  length: u32,
 }
 
 const WG: u32 = 256u;
@@ -49,19 +55,60 @@ fn cos_sin(a: f32) -> vec2f {
   }
 }
 
+// (x1, x2) rotated by `angle` (times `sign`).
+fn rotate(x1: f32, x2: f32, angle: f32) -> vec2f {
+  let cs = cos_sin(angle);
+  let sn = p.sign * cs.y;
+  return vec2f(x1 * cs.x - x2 * sn, x2 * cs.x + x1 * sn);
+}
+
+// Pair i of x (row i / half, element i % half and its partner half further) rotated into out.
+fn rotate_x_pair(i: u32) {
+  let row = i / p.half;
+  let j = i % p.half;
+  let lo = row * 2u * p.half + j;
+  let hi = lo + p.half;
+  let r = rotate(x[lo], x[hi], f32(positions[row / p.heads]) * inv_freq[j]);
+  out[lo] = r.x;
+  out[hi] = r.y;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.pairs) { return; }
-  let row = i / p.half;
-  let j = i % p.half;
-  let angle = f32(positions[row / p.heads]) * inv_freq[j];
-  let cs = cos_sin(angle);
-  let sn = p.sign * cs.y;
+  if (i < p.pairs) { rotate_x_pair(i); }
+}
+
+@group(0) @binding(5) var<storage, read> append_k: array<f32>;
+@group(0) @binding(6) var<storage, read> append_v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> cache_k: array<f32>;
+@group(0) @binding(8) var<storage, read_write> cache_v: array<f32>;
+
+// Decoding's rotations and cache append in one dispatch: the first `pairs` threads rotate q (x) into out as
+// main does; the next `pairs_k` rotate a pair of k straight into the cache at position length + t and copy the
+// same two elements of v.
+@compute @workgroup_size(WG)
+fn rope_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i < p.pairs) {
+    rotate_x_pair(i);
+    return;
+  }
+  let ik = i - p.pairs;
+  if (ik >= p.pairs_k) { return; }
+  let row = ik / p.half; // (b, t, h) of k
+  let j = ik % p.half;
+  let bt = row / p.kv_heads;
+  let b = bt / p.tokens;
+  let t = bt % p.tokens;
   let lo = row * 2u * p.half + j;
   let hi = lo + p.half;
-  let x1 = x[lo];
-  let x2 = x[hi];
-  out[lo] = x1 * cs.x - x2 * sn;
-  out[hi] = x2 * cs.x + x1 * sn;
+  let dst_row = (b * p.kv_rows + p.length + t) * p.kv_heads + row % p.kv_heads;
+  let dst_lo = dst_row * 2u * p.half + j;
+  let dst_hi = dst_lo + p.half;
+  let r = rotate(append_k[lo], append_k[hi], f32(positions[bt]) * inv_freq[j]);
+  cache_k[dst_lo] = r.x;
+  cache_k[dst_hi] = r.y;
+  cache_v[dst_lo] = append_v[lo];
+  cache_v[dst_hi] = append_v[hi];
 }

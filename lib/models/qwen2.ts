@@ -3,9 +3,10 @@
  * (rotate-half, θ from the config), tied or untied lm_head. Mirrors transformers' Qwen2ForCausalLM.
  */
 import { attention } from "../../compute/attention.ts";
+import { needsGrad } from "../../compute/autograd.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { rmsNorm } from "../../compute/norm.ts";
-import { rope } from "../../compute/rope.ts";
+import { rope, ropeAppend } from "../../compute/rope.ts";
 import type { Tensor } from "../../compute/tensor.ts";
 import type { Qwen2Config } from "../checkpoint/mod.ts";
 import { Linear, type LinearLike, linearThen } from "./linear.ts";
@@ -143,20 +144,19 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
   ) {
     const { numHeads, numKvHeads, headDim, ropeTheta, rmsNormEps } = this.config;
     const h = rmsNorm(x, layer.inputNorm, rmsNormEps); // h: [B, T, C]
-    const q = rope(
-      layer.attn.q_proj.forward(h).reshape([batch, seq, numHeads, headDim]),
-      options.positions,
-      ropeTheta,
-    );
-    let k = rope(
-      layer.attn.k_proj.forward(h).reshape([batch, seq, numKvHeads, headDim]),
-      options.positions,
-      ropeTheta,
-    );
+    let q = layer.attn.q_proj.forward(h).reshape([batch, seq, numHeads, headDim]); // q: [B, T, Hq, D]
+    let k = layer.attn.k_proj.forward(h).reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
     let v = layer.attn.v_proj.forward(h).reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
     const cache = options.caches?.[index];
+    if (cache && !needsGrad(q, k, v)) {
+      // Inference: both rotations and the cache append in one dispatch.
+      q = ropeAppend(q, k, v, options.positions, ropeTheta, cache);
+    } else {
+      q = rope(q, options.positions, ropeTheta);
+      k = rope(k, options.positions, ropeTheta);
+      cache?.append(k, v);
+    }
     if (cache) {
-      cache.append(k, v);
       k = cache.keys(); // k: [B, S, Hkv, D]
       v = cache.values();
     }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { backward, noGrad } from "../../compute/autograd.ts";
-import { rope, ropeInvFreq } from "../../compute/rope.ts";
-import { keep, tensor, tidy } from "../../compute/tensor.ts";
+import { KVCache } from "../../compute/attention.ts";
+import { rope, ropeAppend, ropeInvFreq } from "../../compute/rope.ts";
+import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { checkOp, gpuTest, randn, rng, runtime } from "./harness.ts";
 
 /** float64 RoPE (rotate-half): inv_freq and angles in float64. `sign` -1 rotates backwards. */
@@ -158,4 +159,41 @@ gpuTest("rope: shape and dtype errors throw before any dispatch", () => {
     assert.equal(runtime().dispatchCount, before, "a rejected call dispatched work");
   });
   return Promise.resolve();
+});
+
+gpuTest("rope: ropeAppend (one dispatch) equals rope on q and k plus KVCache.append, bitwise", async () => {
+  const [batch, tokens, hq, hkv, dim, maxLen] = [2, 3, 4, 2, 8, 9];
+  const data = (n: number, seed: number) => Float32Array.from(randn(n, seed));
+  const q = keep(tensor(data(batch * tokens * hq * dim, 81), [batch, tokens, hq, dim]));
+  const k = keep(tensor(data(batch * tokens * hkv * dim, 82), [batch, tokens, hkv, dim]));
+  const v = keep(tensor(data(batch * tokens * hkv * dim, 83), [batch, tokens, hkv, dim]));
+  const positions = keep(
+    tensor(Int32Array.from({ length: batch * tokens }, (_, i) => 4 + i * 7), [batch, tokens], "i32"),
+  );
+  const fused = new KVCache(batch, maxLen, hkv, dim);
+  const separate = new KVCache(batch, maxLen, hkv, dim);
+  // Two appends each, so the second starts past the first (length > 0).
+  for (let round = 0; round < 2; round++) {
+    const [a, b] = noGrad(() => [
+      keep(ropeAppend(q, k, v, positions, 1e6, fused)),
+      keep(tidy(() => {
+        separate.append(rope(k, positions, 1e6), v);
+        return rope(q, positions, 1e6);
+      })),
+    ]);
+    assert.deepEqual(await a.toArray(), await b.toArray());
+    a.dispose();
+    b.dispose();
+  }
+  assert.equal(fused.length, 2 * tokens);
+  // Only the written rows: the rest of each cache is whatever its buffer held.
+  const filled = async (t: Tensor) =>
+    (await t.toArray()).filter((_, i) => Math.floor(i / (hkv * dim)) % maxLen < 2 * tokens);
+  assert.deepEqual(await filled(fused.keys()), await filled(separate.keys()));
+  assert.deepEqual(await filled(fused.values()), await filled(separate.values()));
+  q.requiresGrad = true;
+  assert.throws(() => ropeAppend(q, k, v, positions, 1e6, fused), /no gradients/);
+  for (const t of [q, k, v, positions]) t.dispose();
+  fused.dispose();
+  separate.dispose();
 });

@@ -1,0 +1,81 @@
+import { noGrad } from "../../../compute/autograd.ts";
+import { keep, type Tensor, tensor, tidy } from "../../../compute/tensor.ts";
+import { f32ToF16 } from "../../../lib/checkpoint/mod.ts";
+import {
+  Linear,
+  type LinearEpilogue,
+  type LinearLike,
+  linearThen,
+  LoraLinear,
+} from "../../../lib/models/linear.ts";
+import { Nf4Linear } from "../../../lib/models/nf4_linear.ts";
+import { assertClose, gpuTest, randn } from "../../compute/harness.ts";
+
+const [IN, OUT] = [64, 48];
+
+function layers(): { name: string; layer: LinearLike }[] {
+  const w = Float32Array.from(randn(OUT * IN, 91, 0.2));
+  const bias = () => keep(tensor(Float32Array.from(randn(OUT, 92)), [OUT]));
+  return [
+    { name: "f32", layer: new Linear(keep(tensor(w, [OUT, IN])), bias()) },
+    { name: "f16", layer: new Linear(keep(tensor(f32ToF16(w), [OUT, IN], "f16")), bias()) },
+  ];
+}
+
+gpuTest(
+  "linearThen: a one-row call fused into the GEMV equals the layer's forward followed by the op",
+  async () => {
+    const all = layers();
+    const nf4 = await Nf4Linear.fromF32(
+      keep(tensor(Float32Array.from(randn(OUT * IN, 93)), [OUT, IN])),
+      null,
+      true,
+    );
+    all.push({ name: "nf4", layer: nf4 });
+    const [base, unused] = layers();
+    unused.layer.dispose();
+    const loraA = keep(tensor(Float32Array.from(randn(4 * IN, 98, 0.1)), [4, IN]));
+    const loraB = keep(tensor(Float32Array.from(randn(OUT * 4, 99, 0.1)), [OUT, 4]));
+    all.push({
+      name: "lora (adapter on: not fused)",
+      layer: new LoraLinear(base.layer, loraA, loraB, { r: 4, alpha: 8 }),
+    });
+    const x = keep(tensor(Float32Array.from(randn(IN, 94)), [1, 1, IN]));
+    const aux = keep(tensor(Float32Array.from(randn(OUT, 95, 2)), [1, 1, OUT]));
+    const epilogues: LinearEpilogue[] = [
+      { kind: "residual", residual: aux },
+      { kind: "silu-gate", gate: aux },
+      { kind: "gelu" },
+    ];
+    for (const { name, layer } of all) {
+      for (const epilogue of epilogues) {
+        const [fused, plain] = noGrad(() =>
+          tidy(() => {
+            const f = keep(linearThen(layer, x, epilogue));
+            // Two rows take the unfused path; the first row is x.
+            const two = tensor(Float32Array.from([...randn(IN, 94), ...randn(IN, 96)]), [1, 2, IN]);
+            const twoAux = epilogue.kind === "gelu" ? epilogue : {
+              ...epilogue,
+              [epilogue.kind === "residual" ? "residual" : "gate"]: tensor(
+                Float32Array.from([...randn(OUT, 95, 2), ...randn(OUT, 97)]),
+                [1, 2, OUT],
+              ),
+            } as LinearEpilogue;
+            return [f, keep(linearThen(layer, two, twoAux))] as Tensor[];
+          })
+        );
+        assertClose(
+          `${name} ${epilogue.kind}`,
+          await fused.toArray(),
+          (await plain.toArray()).slice(0, OUT),
+          1e-5,
+        );
+        fused.dispose();
+        plain.dispose();
+      }
+      layer.dispose();
+    }
+    x.dispose();
+    aux.dispose();
+  },
+);
