@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--suite micro,train,decode] [--json] [--torch FILE] [--quick]`: Ostrota's kernels and the
+ * `deno task bench [--suite micro,train,decode,seed] [--json] [--torch FILE] [--quick]`: Ostrota's kernels and the
  * seed's two models at their real shapes on random weights. Prints a table (and with --json one JSON object);
  * with --torch (bench/torch_ref.py's output from the same machine) it prints the ratio table last.
  * Imports nothing from npm, so it runs on a GPU machine from the source tree alone.
@@ -11,7 +11,6 @@ import { copy } from "../compute/elementwise.ts";
 import { matmul, matmulInto } from "../compute/matmul.ts";
 import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
-import { clipGradNorm, zeroGrads } from "../compute/optim.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type Runtime } from "../compute/runtime.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
@@ -23,7 +22,9 @@ import { Qwen2Model } from "../lib/models/qwen2.ts";
 import { preset, RandomWeights } from "../lib/models/configs.ts";
 import type { CausalLM } from "../lib/models/types.ts";
 import { seededRandom } from "../lib/generate/sampling.ts";
-import { microBatchLoss, Optimizer } from "../lib/train/step.ts";
+import type { Batch } from "../lib/train/batches.ts";
+import { lrMultiplier } from "../lib/train/schedule.ts";
+import { Optimizer, optimizerStep } from "../lib/train/step.ts";
 
 /** FP32 FMA peak of an H100/H200 SXM (the ceiling without tensor cores), for MFU. */
 const FP32_PEAK_TFLOPS = 67;
@@ -279,15 +280,13 @@ async function trainStep(
   const data = { ids, targets, batch, seq, tokens: batch * seq, trainable: batch * (seq - 1) };
   let step = 0;
   const one = async () => {
-    const loss = keep(microBatchLoss(model, data, checkpointing));
-    backward(loss);
-    const norm = clipGradNorm(params, 1.0);
-    optimizer.step(1e-5, ++step);
-    zeroGrads(params);
-    const value = await loss.item();
-    loss.dispose();
-    norm.dispose();
-    if (!Number.isFinite(value)) throw new Error(`non-finite loss ${value}`);
+    const { loss } = await optimizerStep(model, params, optimizer, [data], {
+      lr: 1e-5,
+      step: ++step,
+      maxGradNorm: 1.0,
+      checkpointing,
+    });
+    if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss}`);
   };
   await one();
   rt.pool.resetPeak();
@@ -301,6 +300,119 @@ async function trainStep(
     ms: samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)],
     peak: rt.pool.stats().peakAllocatedBytes,
   };
+}
+
+/**
+ * The Qwen2.5-7B shape as QLoRA trains it: random weights quantised to NF4 with double quantisation (f16 for
+ * the rest), LoRA on all seven projections, 8-bit AdamW. Records the build time and the GPU memory it holds.
+ */
+async function qloraModel(
+  rt: Runtime,
+  suite: string,
+  seed: number,
+  r: number,
+  alpha: number,
+  weightDecay: number,
+) {
+  const config = qwenConfig();
+  const t0 = performance.now();
+  const model = await Qwen2Model.load(new RandomWeights(config), config, {
+    quantize: "nf4",
+    doubleQuant: true,
+    dtype: "f16",
+  });
+  attachLora(model, { r, alpha, targetModules: DEFAULT_TARGETS }, seededRandom(seed));
+  const params = loraParameters(model).flatMap(({ layer }) => [layer.loraA, layer.loraB]);
+  const optimizer = new Optimizer(params, "adamw8bit", weightDecay);
+  record({
+    suite,
+    name: `${qwenName} NF4 model build (random weights)`,
+    value: (performance.now() - t0) / 1000,
+    unit: "s",
+    note: `${(rt.pool.stats().liveBytes / 2 ** 30).toFixed(2)} GiB`,
+  });
+  return { model, params, optimizer };
+}
+
+/** A micro-batch of bench/data/seed-qlora-batches.json as the trainer's Batch. */
+interface SeedBatch {
+  batch: number;
+  seq: number;
+  ids: number[];
+  targets: number[];
+}
+
+/**
+ * The seed's QLoRA recipe end to end at the real shapes: the 60 optimizer steps (2 sequences x 4 accumulated,
+ * the trainer's length-grouped batches of the sample data, made by bench/make_seed_batches.ts) through the
+ * Qwen2.5-7B shape, with the recipe's learning-rate schedule, clipping and 8-bit AdamW. Wall clock, from the
+ * first step to the last loss read back (the model build is reported apart).
+ */
+async function seedRecipe(rt: Runtime): Promise<void> {
+  const file = JSON.parse(
+    await Deno.readTextFile(new URL("./data/seed-qlora-batches.json", import.meta.url)),
+  );
+  const recipe = file.recipe;
+  const steps: Batch[][] = (file.steps as SeedBatch[][]).map((micro) =>
+    micro.map((b) => {
+      const targets = Int32Array.from(b.targets);
+      return {
+        batch: b.batch,
+        seq: b.seq,
+        ids: Int32Array.from(b.ids),
+        targets,
+        tokens: b.batch * b.seq,
+        trainable: targets.filter((t) => t !== -100).length,
+      };
+    })
+  );
+  const { model, params, optimizer } = await qloraModel(
+    rt,
+    "seed",
+    recipe.seed,
+    recipe.loraR,
+    recipe.loraAlpha,
+    recipe.weightDecay,
+  );
+  rt.pool.resetPeak();
+  const total = quick ? 3 : steps.length;
+  const losses: number[] = [];
+  const t0 = performance.now();
+  for (let s = 0; s < total; s++) {
+    const { loss } = await optimizerStep(model, params, optimizer, steps[s], {
+      lr: recipe.lr * lrMultiplier(recipe.schedule, s, recipe.warmupSteps, recipe.steps),
+      step: s + 1,
+      maxGradNorm: recipe.maxGradNorm,
+      checkpointing: true,
+    });
+    if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss} at step ${s + 1}`);
+    losses.push(loss);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const tokens = steps.slice(0, total).flat().reduce((n, b) => n + b.ids.length, 0);
+  record({
+    suite: "seed",
+    name: `seed recipe: ${total} steps x ${recipe.batchSize}x${recipe.gradAccum} sample dialogs, ${qwenName}`,
+    value: seconds / 60,
+    unit: "min",
+    note: `${seconds.toFixed(1)} s, ${Math.round(tokens / seconds)} tok/s (padded); seed: 4 min`,
+  });
+  record({
+    suite: "seed",
+    name: "seed recipe: loss first step -> last step",
+    value: losses.at(-1)!,
+    unit: "",
+    note: `from ${losses[0].toFixed(3)}`,
+  });
+  record({
+    suite: "seed",
+    name: "seed recipe peak GPU memory",
+    value: rt.pool.stats().peakAllocatedBytes / 2 ** 30,
+    unit: "GiB",
+  });
+  optimizer.dispose();
+  model.dispose();
+  rt.trim();
 }
 
 async function train(rt: Runtime): Promise<void> {
@@ -322,25 +434,9 @@ async function train(rt: Runtime): Promise<void> {
     ...linearShapes(tokens, [[g.nEmbd, g.nEmbd], [g.nInner, g.nEmbd], [g.nEmbd, g.nInner]], "f32", true),
   ]);
   {
-    const config = qwenConfig();
-    const t0 = performance.now();
-    const model = await Qwen2Model.load(new RandomWeights(config), config, {
-      quantize: "nf4",
-      doubleQuant: true,
-      dtype: "f16",
-    });
-    attachLora(model, { r: 16, alpha: 16, targetModules: DEFAULT_TARGETS }, seededRandom(1));
-    const params = loraParameters(model).flatMap(({ layer }) => [layer.loraA, layer.loraB]);
-    const optimizer = new Optimizer(params, "adamw8bit", 0.01);
-    record({
-      suite: "train",
-      name: `${qwenName} NF4 model build (random weights)`,
-      value: (performance.now() - t0) / 1000,
-      unit: "s",
-      note: `${(rt.pool.stats().liveBytes / 2 ** 30).toFixed(2)} GiB`,
-    });
+    const { model, params, optimizer } = await qloraModel(rt, "train", 1, 16, 16, 0.01);
     const { ms, peak } = await trainStep(rt, model, params, optimizer, batch, seq, true);
-    const flops = 6 * paramCount(config) * tokens;
+    const flops = 6 * paramCount(qwenConfig()) * tokens;
     record({
       suite: "train",
       name: `qlora step ${qwenName} ${batch}x${seq} (r16 all, ckpt, 8-bit AdamW)`,
@@ -493,6 +589,7 @@ console.error(
 if (suites.includes("micro")) await micro(rt);
 if (suites.includes("decode")) await decode(rt);
 if (suites.includes("train")) await train(rt);
+if (suites.includes("seed")) await seedRecipe(rt);
 
 if (torchFile) {
   const torch = JSON.parse(await Deno.readTextFile(torchFile)) as Record<string, number>;

@@ -119,17 +119,20 @@ export function setTunedGemvLayout(storage: GemvWeight, n: number, k: number, la
 }
 
 /**
- * The layout for a product: about four chunks per thread along K (up to 32 lanes; one lane for very short
- * rows, where a reduction would cost more than the row), then as many rows per thread as keep at least 256
- * workgroups in flight.
+ * The layout for a product, from bench/gemv_sweep.ts on an H200 (bench/results/h200-2026-11-27g-gemv.txt): 16
+ * lanes per row, 32 for short matrices (fewer than 4096 rows: more threads per row keep the GPU busy) and for
+ * long NF4 rows (256+ chunks, where four rows per thread sharing x's slice pay off); more rows per thread as
+ * the row count grows. Very short rows get fewer lanes (about four chunks each), down to one.
  */
 export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
   const tuned = tunedLayouts.get(`${storage}|${n}|${k}`);
   if (tuned) return tuned;
-  const lanes = Math.min(32, largestPowerOfTwoAtMost(k / CHUNK[storage] / 4));
-  const rowsPerGroup = WG / lanes;
-  let rowsPerThread = 4;
-  while (rowsPerThread > 1 && Math.ceil(n / (rowsPerGroup * rowsPerThread)) < 256) rowsPerThread /= 2;
+  const chunks = k / CHUNK[storage];
+  const longNf4 = storage === "nf4" && chunks >= 256;
+  const wide = longNf4 || (chunks >= 256 && n < 4096);
+  const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
+  if (longNf4) return { lanes, rowsPerThread: 4 };
+  const rowsPerThread = n >= 32768 ? 4 : n >= 8192 ? 2 : 1;
   return { lanes, rowsPerThread };
 }
 

@@ -62,8 +62,8 @@ function rotate(x: Tensor, positions: Tensor, theta: number, sign: number): Tens
   const invFreq = invFreqBuffer(theta, headDim);
   rt().dispatch(
     KERNEL,
-    new Params().u32(pairs, heads, headDim / 2).f32(sign),
-    [x.range, positions.range, { buffer: invFreq, offset: 0, size: invFreq.size }, out.range],
+    new Params().u32(pairs, heads, headDim / 2).f32(sign).u32(0, 0, 0, 0, 0, positions.offset),
+    [x.range, positions.wholeBuffer, { buffer: invFreq, offset: 0, size: invFreq.size }, out.range],
     Math.ceil(pairs / WG),
   );
   return out;
@@ -101,10 +101,17 @@ export function ropeAppend(
   const invFreq = invFreqBuffer(theta, headDim);
   rt().dispatch(
     APPEND_KERNEL,
-    new Params().u32(pairs, heads, half).f32(1).u32(pairsK, k.shape[2], tokens, cache.maxLen, start),
+    new Params().u32(pairs, heads, half).f32(1).u32(
+      pairsK,
+      k.shape[2],
+      tokens,
+      cache.maxLen,
+      start,
+      positions.offset,
+    ),
     [
       q.range,
-      positions.range,
+      positions.wholeBuffer,
       { buffer: invFreq, offset: 0, size: invFreq.size },
       out.range,
       k.range,

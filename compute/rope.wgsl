@@ -17,6 +17,8 @@ struct Params {
   tokens: u32,
   kv_rows: u32,
   length: u32,
+  // Where positions[0] is in the bound buffer (the whole allocation is bound; see Tensor.wholeBuffer).
+  pos_offset: u32,
 }
 
 const WG: u32 = 256u;
@@ -68,7 +70,7 @@ fn rotate_x_pair(i: u32) {
   let j = i % p.half;
   let lo = row * 2u * p.half + j;
   let hi = lo + p.half;
-  let r = rotate(x[lo], x[hi], f32(positions[row / p.heads]) * inv_freq[j]);
+  let r = rotate(x[lo], x[hi], f32(positions[p.pos_offset + row / p.heads]) * inv_freq[j]);
   out[lo] = r.x;
   out[hi] = r.y;
 }
@@ -106,7 +108,7 @@ fn rope_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let dst_row = (b * p.kv_rows + p.length + t) * p.kv_heads + row % p.kv_heads;
   let dst_lo = dst_row * 2u * p.half + j;
   let dst_hi = dst_lo + p.half;
-  let r = rotate(append_k[lo], append_k[hi], f32(positions[bt]) * inv_freq[j]);
+  let r = rotate(append_k[lo], append_k[hi], f32(positions[p.pos_offset + bt]) * inv_freq[j]);
   cache_k[dst_lo] = r.x;
   cache_k[dst_hi] = r.y;
   cache_v[dst_lo] = append_v[lo];

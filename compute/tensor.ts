@@ -102,6 +102,16 @@ export class Tensor {
   }
 
   /**
+   * The whole buffer the tensor's storage holds, for kernels that take the tensor's element offset (`offset`)
+   * as a parameter instead: every view of one allocation then binds the same range, so their bind groups are
+   * reused (decoding reads each step's positions from rows of one buffer).
+   */
+  get wholeBuffer(): BufferRange {
+    const buffer = this.live().entry.buffer;
+    return { buffer, offset: 0, size: buffer.size };
+  }
+
+  /**
    * The same data under another shape (size unchanged), sharing storage. Recorded for autograd, so gradients
    * flow through reshapes.
    */

@@ -1,6 +1,7 @@
 /**
- * One training step's parts, shared by the trainer and the benchmark (no npm imports): the forward + chunked
- * loss of a micro-batch, and the optimizer (AdamW with f32 states or bitsandbytes-style 8-bit states).
+ * One training step, shared by the trainer and the benchmark (no npm imports): the forward + chunked loss of a
+ * micro-batch, the optimizer (AdamW with f32 states or bitsandbytes-style 8-bit states), and a whole optimizer
+ * step over accumulated micro-batches.
  */
 import {
   adam8bitMaps,
@@ -9,9 +10,12 @@ import {
   adamw8bitStep,
   disposeAdam8bitState,
 } from "../../compute/adam8bit.ts";
+import { backward } from "../../compute/autograd.ts";
+import { axpby, scale } from "../../compute/elementwise.ts";
 import { linearCrossEntropy } from "../../compute/loss.ts";
-import { type AdamWState, adamwStates, adamwStep } from "../../compute/optim.ts";
-import { type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { type AdamWState, adamwStates, adamwStep, clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { rt } from "../../compute/runtime.ts";
+import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import type { CausalLM } from "../models/types.ts";
 import type { Batch } from "./batches.ts";
 import type { OptimizerKind } from "./config.ts";
@@ -61,8 +65,8 @@ export class Optimizer {
   }
 }
 
-export /** Forward + loss for one micro-batch; returns the mean loss over its trainable targets (recorded for backward). */
-function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): Tensor {
+/** Forward + loss for one micro-batch; returns the mean loss over its trainable targets (recorded for backward). */
+export function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): Tensor {
   return tidy(() => {
     const ids = tensor(batch.ids, [batch.batch, batch.seq], "i32");
     const positions = tensor(
@@ -78,4 +82,55 @@ function microBatchLoss(model: CausalLM, batch: Batch, checkpointing: boolean): 
       targets,
     );
   });
+}
+
+export interface StepResult {
+  /** Mean of the micro-batches' losses. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+export interface StepOptions {
+  lr: number;
+  /** 1-based optimizer step (Adam's bias correction). */
+  step: number;
+  maxGradNorm: number;
+  checkpointing: boolean;
+}
+
+/**
+ * One optimizer step over `batches` (gradient accumulation): each micro-batch's loss, scaled by 1 / batches, is
+ * backpropagated; the gradients are clipped to `maxGradNorm`, the optimizer steps and the gradients are zeroed.
+ * The step's mean loss and its gradient norm come back in one readback (each readback waits for the GPU).
+ */
+export async function optimizerStep(
+  model: CausalLM,
+  params: Tensor[],
+  optimizer: Optimizer,
+  batches: readonly Batch[],
+  o: StepOptions,
+): Promise<StepResult> {
+  let meanLoss: Tensor | null = null;
+  for (const batch of batches) {
+    const loss = keep(microBatchLoss(model, batch, o.checkpointing));
+    const scaled = keep(scale(loss, 1 / batches.length));
+    loss.dispose();
+    backward(scaled);
+    if (meanLoss) {
+      axpby(meanLoss, scaled, 1, 1);
+      scaled.dispose();
+    } else meanLoss = scaled;
+  }
+  const norm = keep(clipGradNorm(params, o.maxGradNorm));
+  optimizer.step(o.lr, o.step);
+  zeroGrads(params);
+  const both = keep(empty([2]));
+  rt().copy(meanLoss!.range, { ...both.range, size: 4 }, 4);
+  rt().copy(norm.range, { ...both.range, offset: both.range.offset + 4, size: 4 }, 4);
+  meanLoss!.dispose();
+  norm.dispose();
+  const [loss, gradNorm] = await both.read() as Float32Array;
+  both.dispose();
+  return { loss, gradNorm };
 }

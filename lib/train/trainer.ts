@@ -4,11 +4,9 @@
  * on the assistant's replies only through the chunked lm_head + cross-entropy, gradient accumulation, global
  * norm clipping, a warmup schedule, resumable checkpoints, and per-step metrics for the CLI and the lab.
  */
-import { backward, getRngCounter, setRngCounter } from "../../compute/autograd.ts";
-import { axpby, scale } from "../../compute/elementwise.ts";
-import { clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { getRngCounter, setRngCounter } from "../../compute/autograd.ts";
 import { initRuntime } from "../../compute/runtime.ts";
-import { keep, type Tensor } from "../../compute/tensor.ts";
+import type { Tensor } from "../../compute/tensor.ts";
 import { joinPath } from "../checkpoint/file_io.ts";
 import { type ChatExample, loadDataset, prepareDataset } from "../data/mod.ts";
 import { generate } from "../generate/generate.ts";
@@ -20,7 +18,7 @@ import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type Batch, lengthGroupedBatches, packedBatches } from "./batches.ts";
 import type { TrainConfig } from "./config.ts";
 import { saveModelFolder } from "./export.ts";
-import { microBatchLoss, Optimizer } from "./step.ts";
+import { Optimizer, optimizerStep } from "./step.ts";
 import {
   encodeExample,
   promptIds,
@@ -96,33 +94,19 @@ async function checkWritable(dir: string): Promise<void> {
   }
 }
 
-interface Prepared {
-  train: SftExample[];
+/** A run's data as `train` feeds it: held-out dialogs, encoded training examples and each epoch's batches. */
+export interface TrainingData {
+  tokenizer: Tokenizer;
+  format: SftFormat;
   evalExamples: ChatExample[];
+  examples: SftExample[];
+  /** Dialogs whose reply was cut away entirely by max-seq-len. */
   dropped: number;
+  epochBatches(epoch: number): Batch[];
 }
 
-function encodeAll(
-  examples: ChatExample[],
-  tokenizer: Tokenizer,
-  format: SftFormat,
-  maxLen: number,
-): Prepared {
-  const train: SftExample[] = [];
-  let dropped = 0;
-  for (const ex of examples) {
-    const encoded = truncate(encodeExample(tokenizer, format, ex.messages), maxLen);
-    if (trainableTokens(encoded) === 0) dropped++;
-    else train.push(encoded);
-  }
-  return { train, evalExamples: [], dropped };
-}
-
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const log = (line: string) => hooks.onLog?.(line);
-  const runtime = await initRuntime();
-  await checkWritable(config.out);
-
+/** Loads, splits and encodes a run's dataset with its model's tokenizer (throws when nothing is trainable). */
+export async function loadTrainingData(config: TrainConfig): Promise<TrainingData> {
   const dataset = await loadDataset(config.dataset);
   const prepared = prepareDataset(dataset, {
     limit: config.limit ?? undefined,
@@ -138,6 +122,57 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   }
   const tokenizer = await loadTokenizer(config.model);
   const format = sftFormat(tokenizer);
+  const examples: SftExample[] = [];
+  let dropped = 0;
+  for (const ex of prepared.train) {
+    const encoded = truncate(encodeExample(tokenizer, format, ex.messages), config.maxSeqLen);
+    if (trainableTokens(encoded) === 0) dropped++;
+    else examples.push(encoded);
+  }
+  if (examples.length === 0) {
+    throw new RangeError(
+      `no training example keeps a reply within max-seq-len ${config.maxSeqLen}; raise it`,
+    );
+  }
+  const padId = tokenizer.padId ?? tokenizer.eosIds[0] ?? 0;
+  return {
+    tokenizer,
+    format,
+    evalExamples: prepared.eval,
+    examples,
+    dropped,
+    epochBatches: (epoch) =>
+      config.packing
+        ? packedBatches(examples, config.batchSize, config.maxSeqLen, padId, config.seed, epoch)
+        : lengthGroupedBatches(examples, config.batchSize, padId, config.seed, epoch),
+  };
+}
+
+/**
+ * The micro-batches of the first `steps` optimizer steps, `gradAccum` per step, in the order `train` takes
+ * them (epochs roll over as there). The benchmark replays them at the models' real shapes.
+ */
+export function plannedSteps(data: TrainingData, config: TrainConfig, steps: number): Batch[][] {
+  let epoch = 0;
+  let batches = data.epochBatches(0);
+  let index = 0;
+  return Array.from({ length: steps }, () =>
+    Array.from({ length: config.gradAccum }, () => {
+      if (index >= batches.length) {
+        batches = data.epochBatches(++epoch);
+        index = 0;
+      }
+      return batches[index++];
+    }));
+}
+
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = (line: string) => hooks.onLog?.(line);
+  const runtime = await initRuntime();
+  await checkWritable(config.out);
+
+  const data = await loadTrainingData(config);
+  const { tokenizer, format, examples, dropped } = data;
 
   const model = await loadModel(
     config.model,
@@ -152,14 +187,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         `max-seq-len ${config.maxSeqLen} exceeds the model's ${model.maxPositions} positions`,
       );
     }
-    const { train: examples, dropped } = encodeAll(prepared.train, tokenizer, format, config.maxSeqLen);
-    if (examples.length === 0) {
-      throw new RangeError(
-        `no training example keeps a reply within max-seq-len ${config.maxSeqLen}; raise it`,
-      );
-    }
     log(
-      `data: ${examples.length} training examples (${dropped} without reply tokens dropped), ${prepared.eval.length} held out`,
+      `data: ${examples.length} training examples (${dropped} without reply tokens dropped), ${data.evalExamples.length} held out`,
     );
 
     let params: Tensor[];
@@ -183,11 +212,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       } trainable parameters, recipe ${config.recipe}`,
     );
 
-    const padId = tokenizer.padId ?? tokenizer.eosIds[0] ?? 0;
-    const epochBatches = (epoch: number) =>
-      config.packing
-        ? packedBatches(examples, config.batchSize, config.maxSeqLen, padId, config.seed, epoch)
-        : lengthGroupedBatches(examples, config.batchSize, padId, config.seed, epoch);
+    const epochBatches = data.epochBatches;
     let batches = epochBatches(0);
     const stepsPerEpoch = Math.max(1, Math.ceil(batches.length / config.gradAccum));
     const totalSteps = config.maxSteps ?? Math.max(1, Math.round(config.epochs * stepsPerEpoch));
@@ -244,9 +269,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const stepStart = performance.now();
       runtime.pool.resetPeak();
       const lr = config.lr * lrMultiplier(config.schedule, position.step, config.warmupSteps, totalSteps);
-      // The step's mean loss is summed on the GPU and read back once, with the gradient norm.
-      let meanLoss: Tensor | null = null;
-      let tokens = 0;
+      const stepBatches: Batch[] = [];
       for (let micro = 0; micro < config.gradAccum; micro++) {
         const batch = nextBatch();
         if (batch.trainable === 0) {
@@ -254,23 +277,15 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
             `step ${position.step + 1}: a batch has no trainable token (all labels are -100)`,
           );
         }
-        tokens += batch.tokens;
-        const loss = keep(microBatchLoss(model, batch, config.gradientCheckpointing));
-        const scaled = keep(scale(loss, 1 / config.gradAccum));
-        loss.dispose();
-        backward(scaled);
-        if (meanLoss) {
-          axpby(meanLoss, scaled, 1, 1);
-          scaled.dispose();
-        } else meanLoss = scaled;
+        stepBatches.push(batch);
       }
-      const norm = keep(clipGradNorm(params, config.maxGradNorm));
-      optimizer.step(lr, position.step + 1);
-      zeroGrads(params);
-      const loss = await meanLoss!.item();
-      meanLoss!.dispose();
-      const gradNorm = await norm.item();
-      norm.dispose();
+      const tokens = stepBatches.reduce((n, b) => n + b.tokens, 0);
+      const { loss, gradNorm } = await optimizerStep(model, params, optimizer, stepBatches, {
+        lr,
+        step: position.step + 1,
+        maxGradNorm: config.maxGradNorm,
+        checkpointing: config.gradientCheckpointing,
+      });
       position.step++;
       position.losses.push(loss);
       const seconds = (performance.now() - stepStart) / 1000;
@@ -289,7 +304,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         throw new RangeError(`loss became ${loss} at step ${position.step}; lower the learning rate`);
       }
       if (config.sampleEvery > 0 && position.step % config.sampleEvery === 0) {
-        await sample(model, tokenizer, format, prepared.eval.slice(0, 2), position.step, hooks);
+        await sample(model, tokenizer, format, data.evalExamples.slice(0, 2), position.step, hooks);
       }
       if (
         config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 &&
@@ -321,13 +336,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       trainSeconds,
       examplesUsed,
       losses: position.losses,
-      evalExamples: prepared.eval,
+      evalExamples: data.evalExamples,
       adapterDir,
       modelDir,
     };
     await Deno.writeTextFile(
       joinPath(config.out, "summary.json"),
-      JSON.stringify({ ...result, evalExamples: prepared.eval.length, config }, null, 2) + "\n",
+      JSON.stringify({ ...result, evalExamples: data.evalExamples.length, config }, null, 2) + "\n",
     );
     return result;
   } finally {
