@@ -30,6 +30,23 @@ export interface Tile {
 /** Longest reduction one dispatch performs. */
 const K_SPLIT = 16384;
 
+const SPLIT_SUM: KernelSpec = {
+  file: new URL("./matmul_split.wgsl", import.meta.url),
+  entry: "main",
+  bindings: ["read", "read", "write"],
+};
+
+/**
+ * Layers of split-K for a product with `tiles` output tiles and reduction length k: none when the tiles alone
+ * fill the GPU (256 or more), else enough for about 512 workgroups, at most 8 and at least 512 of k per layer,
+ * and never a layer longer than K_SPLIT.
+ */
+function splitCount(tiles: number, k: number): number {
+  if (tiles >= 256) return 1;
+  const wanted = Math.min(8, Math.ceil(512 / tiles), Math.floor(k / 512));
+  return Math.max(wanted, Math.ceil(k / K_SPLIT), 1);
+}
+
 // 8x8 outputs per thread for big products; 4x4 where fewer, smaller tiles keep the GPU's cores busy. The
 // defaults are what compute/matmul_tune.ts chose most often on an H200 (bench/results/h200-2026-11-27c.txt).
 const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
@@ -38,7 +55,10 @@ const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 
-/** Tiles a tuner may choose among (every one computes bitwise the same sums: k is accumulated in order). */
+/**
+ * Tiles a tuner may choose among (every one computes bitwise the same sums: k is accumulated in order, unless a
+ * product with few tiles splits its reduction, where the split count follows the tile).
+ */
 export const TILE_CANDIDATES: readonly Tile[] = [
   LARGE,
   { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
@@ -153,7 +173,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gr = ${origin} + r;
       let gk = k0 + k;
       var v = 0.0;
-      if (gr < ${limit} && gk < p.k_end) { v = ${read(index)}; }
+      if (gr < ${limit} && gk < k_end) { v = ${read(index)}; }
       ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v;
     }`;
   }
@@ -164,7 +184,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gr = ${origin} + r;
       let gk = k0 + k;
       var v = vec4f(0.0);
-      if (gr < ${limit} && gk < p.k_end) { v = ${source}[(${base} + gr * ${stride} + gk) / 4u]; }
+      if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gr * ${stride} + gk) / 4u]; }
       ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v.x;
       ${tile}[((k + 1u) * ${rows} + r) / 4u][r % 4u] = v.y;
       ${tile}[((k + 2u) * ${rows} + r) / 4u][r % 4u] = v.z;
@@ -177,7 +197,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gr = ${origin} + r;
       let gk = k0 + k;
       var v = vec4f(0.0);
-      if (gr < ${limit} && gk < p.k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
+      if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
       ${tile}[(k * ${rows} + r) / 4u] = v;
     }`;
 }
@@ -207,7 +227,7 @@ function loadNf4Tile(contiguousK: boolean): string {
       let gk = k0 + k;
       var lo = vec4f(0.0);
       var hi = vec4f(0.0);
-      if (gr < p.N && gk < p.k_end) {
+      if (gr < p.N && gk < k_end) {
         let e = ${index};
         let word = B[e / 8u];
         let s = B_absmax[e / 64u];
@@ -257,7 +277,7 @@ function stagedVec(o: OperandLayout, j: number, k0: string): string {
   const index = o.contiguousK ? `${o.base} + gr * ${o.stride} + gk` : `${o.base} + gk * ${o.stride} + gr`;
   return `let i = tid + ${j}u * THREADS; ${split} let gr = ${o.origin} + r; let gk = ${k0} + k;
       ${o.name}${j} = vec4f(0.0);
-      if (gr < ${o.limit} && gk < p.k_end) { ${o.name}${j} = ${o.source}[(${index}) / 4u]; }`;
+      if (gr < ${o.limit} && gk < k_end) { ${o.name}${j} = ${o.source}[(${index}) / 4u]; }`;
 }
 
 function storeStaged(o: OperandLayout, j: number): string {
@@ -287,8 +307,8 @@ function prefetch(tile: Tile, transA: boolean, transB: boolean) {
       "\n",
     );
   return {
-    PREFETCH_FIRST: `${decl.join("\n")}\n${loads("p.k_begin")}`,
-    PREFETCH_NEXT: `    if (k0 + BK < p.k_end) {\n${loads("k0 + BK")}\n    }`,
+    PREFETCH_FIRST: `${decl.join("\n")}\n${loads("k_begin")}`,
+    PREFETCH_NEXT: `    if (k0 + BK < k_end) {\n${loads("k0 + BK")}\n    }`,
     LOAD_A: Array.from({ length: a.perThread }, (_, j) => storeStaged(a, j)).join("\n"),
     LOAD_B: Array.from({ length: b.perThread }, (_, j) => storeStaged(b, j)).join("\n"),
   };
@@ -411,9 +431,32 @@ export function matmulInto(
   // NF4 weights dequantise a word (8 codes) at a time when the contiguous dimension allows.
   const nf4Words = storage === "nf4" && (transB ? k : n) % 8 === 0;
   const spec = kernel(tile, transA, transB, vecB ? "f32x4" : nf4Words ? "nf4x8" : storage, vecA);
-  const buffers = b instanceof Tensor
-    ? [a.range, b.range, (bias ?? a).range, out.range]
-    : [a.range, b.packed.range, (bias ?? a).range, out.range, b.absmax.range];
+  const weight = b instanceof Tensor ? b.range : b.packed.range;
+  const extra = b instanceof Tensor ? [] : [b.absmax.range];
+  const buffers = [a.range, weight, (bias ?? a).range, out.range, ...extra];
+  const tiles = Math.ceil(n / tile.BN) * Math.ceil(m / tile.BM) * batch;
+  const splits = batch === 1 ? splitCount(tiles, k) : 1;
+  if (splits > 1) {
+    // Too few output tiles to fill the GPU (a micro-batch of a few hundred tokens times a weight): the
+    // reduction is cut into layers of workgroups that run side by side, then summed.
+    const chunk = Math.ceil(k / splits / tile.BK) * tile.BK;
+    const layers = Math.ceil(k / chunk);
+    const partial = empty([layers, m, n]); // partial: [S, M, N]
+    rt().dispatch(
+      spec,
+      new Params().u32(m, n, k, 0, 0, 0, m * n, 0, 0, k, chunk),
+      [a.range, weight, a.range, partial.range, ...extra],
+      [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), layers],
+    );
+    rt().dispatch(
+      SPLIT_SUM,
+      new Params().u32(m * n, n, layers, bias ? 1 : 0, accumulate ? 1 : 0),
+      [partial.range, (bias ?? partial).range, out.range],
+      Math.ceil((m * n) / 256),
+    );
+    partial.dispose();
+    return;
+  }
   // Reductions longer than K_SPLIT run as several dispatches accumulating into C: Mesa's CPU driver caps a
   // shader loop at 65535 iterations, and shorter dispatches also keep a GPU's watchdog quiet.
   for (let k0 = 0; k0 < Math.max(k, 1); k0 += K_SPLIT) {
@@ -429,6 +472,7 @@ export function matmulInto(
       accumulate || !first ? 1 : 0,
       k0,
       Math.min(k, k0 + K_SPLIT),
+      0,
     );
     rt().dispatch(spec, params, buffers, [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), batch]);
   }

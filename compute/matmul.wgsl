@@ -2,7 +2,8 @@
 // A is [M, K] (or [K, M] with TRANS_A), B is [K, N] (or [N, K] with TRANS_B), C is [M, N]; a batch stride of 0
 // shares an operand across the batch. B_DECL declares B and `load_b(index) -> f32`: f32, f16 or NF4-packed
 // (frozen weights, dequantised as they are loaded into the tile). One dispatch covers k in [k_begin, k_end):
-// long reductions are split over several accumulating dispatches (see matmul.ts).
+// long reductions are split over several accumulating dispatches (see matmul.ts), or over workgroup layers
+// whose partial products are summed afterwards (split_k).
 //
 // Register-blocked: a workgroup computes a BM x BN tile through BK-deep slices staged in workgroup memory as
 // vec4 columns; each thread owns TM x TN outputs held in vec4 registers that the wrapper unrolls into named
@@ -26,6 +27,9 @@ struct Params {
   accumulate: u32,
   k_begin: u32,
   k_end: u32,
+  // Split-K: when nonzero, workgroup layer z reduces k in [z * split_k, (z + 1) * split_k) and writes its partial
+  // product to layer z of C (A and B are then shared: stride 0); matmul_split.wgsl sums the layers.
+  split_k: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -66,6 +70,12 @@ fn store_row(gm: u32, gn: u32, base: u32, v: vec4f) {
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
   let batch = wid.z;
+  var k_begin = p.k_begin;
+  var k_end = p.k_end;
+  if (p.split_k != 0u) {
+    k_begin = batch * p.split_k;
+    k_end = min(k_begin + p.split_k, p.K);
+  }
   let row0 = wid.y * BM;
   let col0 = wid.x * BN;
   let tid = lid.y * WG_X + lid.x;
@@ -74,7 +84,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
-  for (var k0 = p.k_begin; k0 < p.k_end; k0 += BK) {
+  for (var k0 = k_begin; k0 < k_end; k0 += BK) {
 {{LOAD_A}}
 {{LOAD_B}}
     workgroupBarrier();

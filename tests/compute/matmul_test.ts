@@ -1,6 +1,12 @@
-import { matmul, matmulInto, type PackedNf4Matrix, TILE_CANDIDATES } from "../../compute/matmul.ts";
+import {
+  matmul,
+  type MatmulB,
+  matmulInto,
+  type PackedNf4Matrix,
+  TILE_CANDIDATES,
+} from "../../compute/matmul.ts";
 import { dequantizeNf4, disposeNf4, quantizeNf4 } from "../../compute/nf4.ts";
-import { empty, keep, tensor, tidy } from "../../compute/tensor.ts";
+import { empty, keep, Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
 import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
 
@@ -212,6 +218,41 @@ gpuTest(
       out2.dispose();
     }
     w.dispose();
+    disposeNf4(q);
+  },
+);
+
+gpuTest(
+  "matmul: split-K (few output tiles, long reduction) with bias and accumulation, f32 and NF4 B",
+  async () => {
+    const [m, n, k] = [130, 70, 3000]; // 3 x 2 tiles of 64: the reduction is split into 5 layers
+    const a = randn(m * k, 101);
+    const w = randn(n * k, 102, 0.1);
+    const bias = randn(n, 103);
+    const c0 = randn(m * n, 104);
+    const dense = keep(tensor(Float32Array.from(w), [n, k]));
+    const q = await quantizeNf4(dense);
+    const deq = dequantizeNf4(q);
+    const wq = Float64Array.from(await deq.read());
+    deq.dispose();
+    const weights: [string, MatmulB, Float64Array][] = [
+      ["f32", dense, w],
+      ["nf4", { kind: "nf4", shape: q.shape, packed: q.packed, absmax: q.absmax! }, wq],
+    ];
+    for (const [name, b, exact] of weights) {
+      const want = matmulRef(a, exact, bias, 1, m, n, k, false, true, true).map((v, i) => v + c0[i]);
+      const out = keep(tensor(Float32Array.from(c0), [m, n]));
+      tidy(() =>
+        matmulInto(out, tensor(Float32Array.from(a), [m, k]), b, {
+          transB: true,
+          bias: tensor(Float32Array.from(bias), [n]),
+          tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+        }, true)
+      );
+      assertClose(`split-K ${name}`, await out.toArray(), want, 1e-5);
+      out.dispose();
+      if (b instanceof Tensor) b.dispose();
+    }
     disposeNf4(q);
   },
 );
