@@ -141,6 +141,40 @@ export const GEMV_LAYOUTS: readonly GemvLayout[] = [4, 8, 16, 32].flatMap((lanes
   [1, 2, 4].map((rowsPerThread) => ({ lanes, rowsPerThread }))
 );
 
+/** A normalisation of x fused ahead of the product: RMSNorm (Qwen2) or LayerNorm (GPT-2), f32 parameters. */
+export type GemvNorm =
+  | { kind: "rms"; weight: BufferRange; eps: number }
+  | { kind: "layer"; weight: BufferRange; bias: BufferRange; eps: number };
+
+/** WGSL of `norm_stats` and `staged_x` for a normalisation (see gemv.wgsl); `binding` is its first binding. */
+function normDecl(norm: GemvNorm["kind"] | "none", binding: number): string {
+  if (norm === "none") {
+    return `fn norm_stats(tid: u32) {}
+fn staged_x(i: u32) -> vec4f { return x[i]; }`;
+  }
+  if (norm === "rms") {
+    return `@group(0) @binding(${binding}) var<storage, read> norm_w: array<vec4f>;
+fn norm_stats(tid: u32) {
+  var sq = 0.0;
+  for (var i = tid; i < p.K / 4u; i += WG) { let v = x[i]; sq += dot(v, v); }
+  norm_rstd = inverseSqrt(workgroup_total(sq, tid) / f32(p.K) + p.norm_eps);
+}
+fn staged_x(i: u32) -> vec4f { return x[i] * norm_rstd * norm_w[i]; }`;
+  }
+  // Two passes (mean, then squared deviations), as compute/norm.wgsl does, against cancellation.
+  return `@group(0) @binding(${binding}) var<storage, read> norm_w: array<vec4f>;
+@group(0) @binding(${binding + 1}) var<storage, read> norm_b: array<vec4f>;
+fn norm_stats(tid: u32) {
+  var s = 0.0;
+  for (var i = tid; i < p.K / 4u; i += WG) { let v = x[i]; s += v.x + v.y + v.z + v.w; }
+  norm_mean = workgroup_total(s, tid) / f32(p.K);
+  var sq = 0.0;
+  for (var i = tid; i < p.K / 4u; i += WG) { let d = x[i] - vec4f(norm_mean); sq += dot(d, d); }
+  norm_rstd = inverseSqrt(workgroup_total(sq, tid) / f32(p.K) + p.norm_eps);
+}
+fn staged_x(i: u32) -> vec4f { return (x[i] - vec4f(norm_mean)) * norm_rstd * norm_w[i] + norm_b[i]; }`;
+}
+
 const kernels = new Map<string, KernelSpec>();
 
 /** Workgroup memory the kernel keeps for partial sums and tables; the rest may stage x. */
@@ -158,8 +192,9 @@ function kernel(
   storage: GemvWeight,
   scales: Nf4Scales["kind"] | null,
   segment: number,
+  norm: GemvNorm["kind"] | "none",
 ): KernelSpec {
-  const key = `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}`;
+  const key = `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}`;
   let spec = kernels.get(key);
   if (!spec) {
     const rows = Array.from({ length: layout.rowsPerThread }, (_, j) => j);
@@ -168,12 +203,18 @@ function kernel(
       : scales === "f32"
       ? ["read"]
       : [];
+    const normBindings: KernelSpec["bindings"] = norm === "layer"
+      ? ["read", "read"]
+      : norm === "rms"
+      ? ["read"]
+      : [];
     spec = {
       file: FILE,
       entry: "main",
-      bindings: ["read", "read", "read", "write", "read", ...scaleBindings],
+      bindings: ["read", "read", "read", "write", "read", ...scaleBindings, ...normBindings],
       defines: {
         ACTIVATIONS: ACTIVATION_FNS_WGSL,
+        NORM_DECL: normDecl(norm, 6 + scaleBindings.length),
         LANES: layout.lanes,
         RPT: layout.rowsPerThread,
         SEG: segment,
@@ -223,7 +264,10 @@ const EPILOGUE_CODES: Record<GemvEpilogue["kind"], number> = {
 
 const NO_EPILOGUE: GemvEpilogue = { kind: "none" };
 
-/** y (+)= epilogue(x @ Wᵀ (+ bias)): x [1, K], W [N, K]; `scales` are an NF4 weight's. */
+/**
+ * y (+)= epilogue(norm(x) @ Wᵀ (+ bias)): x [1, K], W [N, K]; `scales` are an NF4 weight's; `norm` (optional)
+ * normalises x on the way in.
+ */
 export function gemvInto(
   y: BufferRange,
   x: BufferRange,
@@ -236,11 +280,12 @@ export function gemvInto(
   scales: Nf4Scales | null,
   layout: GemvLayout = gemvLayout(n, k, storage),
   epilogue: GemvEpilogue = NO_EPILOGUE,
+  norm: GemvNorm | null = null,
 ): void {
   if ((storage === "nf4") !== (scales !== null)) {
     throw new TypeError(`gemv: ${storage} weights ${storage === "nf4" ? "need" : "take no"} NF4 scales`);
   }
-  const spec = kernel(layout, storage, scales?.kind ?? null, segmentChunks(k, storage));
+  const spec = kernel(layout, storage, scales?.kind ?? null, segmentChunks(k, storage), norm?.kind ?? "none");
   const aux = epilogue.kind === "residual"
     ? epilogue.residual
     : epilogue.kind === "silu-gate"
@@ -249,8 +294,12 @@ export function gemvInto(
   const buffers = [x, weight, bias ?? x, y, aux];
   if (scales?.kind === "f32") buffers.push(scales.absmax);
   if (scales?.kind === "double") buffers.push(scales.q, scales.code, scales.absmax2);
+  if (norm) buffers.push(norm.weight);
+  if (norm?.kind === "layer") buffers.push(norm.bias);
   const params = new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0)
-    .f32(scales?.kind === "double" ? scales.offset : 0).u32(EPILOGUE_CODES[epilogue.kind]);
+    .f32(scales?.kind === "double" ? scales.offset : 0).u32(EPILOGUE_CODES[epilogue.kind]).f32(
+      norm?.eps ?? 0,
+    );
   const rowsPerGroup = (WG / layout.lanes) * layout.rowsPerThread;
   rt().dispatch(spec, params, buffers, Math.ceil(n / rowsPerGroup));
 }

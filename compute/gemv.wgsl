@@ -19,6 +19,7 @@ struct Params {
   accumulate: u32,
   absmax_offset: f32,
   epilogue: u32,
+  norm_eps: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,6 +60,26 @@ var<workgroup> x_seg: array<vec4f, SEG * VPC>;
 // partial[lane * ROWS + row]: consecutive rows side by side, so the final per-row sums read without conflicts.
 var<workgroup> partial: array<f32, WG * RPT>;
 
+// Sum of v over the workgroup, returned to every thread (a tree in `partial`). Called in uniform control flow.
+fn workgroup_total(v: f32, tid: u32) -> f32 {
+  partial[tid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { partial[tid] += partial[tid + s]; }
+    workgroupBarrier();
+  }
+  let total = partial[0];
+  workgroupBarrier();
+  return total;
+}
+
+// The optional normalisation of x (NORM_DECL): decoding fuses the RMSNorm / LayerNorm that precedes a
+// projection into its GEMV, so every workgroup normalises x as it stages it. `norm_stats` computes the row's
+// statistics; `staged_x(i)` is the i-th vec4 of x as the product reads it.
+var<private> norm_mean: f32;
+var<private> norm_rstd: f32;
+{{NORM_DECL}}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let first_row = (wid.x + wid.y * nwg.x) * ROWS;
@@ -67,6 +88,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   // Rows past N repeat the last row: their sums are computed and never stored, so the loop needs no branch.
   let last = p.N - 1u;
 {{PROLOGUE}}
+  norm_stats(tid);
 {{ACC_DECL}}
   let chunks = p.K / CHUNK;
   for (var s0 = 0u; s0 < chunks; s0 += SEG) {
@@ -75,7 +97,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     for (var e = tid; e < seg * VPC; e += WG) {
       let c = e % seg;
       let v = e / seg;
-      x_seg[v * SEG + c] = x[(s0 + c) * VPC + v];
+      x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
     }
     workgroupBarrier();
     // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in

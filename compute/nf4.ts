@@ -5,7 +5,7 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
-import { gemvApplies, type GemvEpilogue, gemvInto, type Nf4Scales } from "./gemv.ts";
+import { gemvApplies, type GemvEpilogue, gemvInto, type GemvNorm, type Nf4Scales } from "./gemv.ts";
 import { matmulInto, type PackedNf4Matrix } from "./matmul.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor, tensor } from "./tensor.ts";
@@ -212,8 +212,8 @@ export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): 
 }
 
 /**
- * Decoding: y [1, out] = epilogue(x [1, in] @ Wᵀ (+ bias)) by the GEMV, which reads the scales as stored (no
- * widening dispatch for double-quantised ones). No gradients are recorded.
+ * Decoding: y [1, out] = epilogue(norm(x) [1, in] @ Wᵀ (+ bias)) by the GEMV, which reads the scales as stored
+ * (no widening dispatch for double-quantised ones). No gradients are recorded.
  */
 export function nf4GemvInto(
   y: Tensor,
@@ -221,6 +221,7 @@ export function nf4GemvInto(
   w: Nf4Weight,
   bias: Tensor | null,
   epilogue?: GemvEpilogue,
+  norm: GemvNorm | null = null,
 ): void {
   const [out, inp] = w.shape;
   gemvInto(
@@ -235,6 +236,7 @@ export function nf4GemvInto(
     nf4Scales(w),
     undefined,
     epilogue,
+    norm,
   );
 }
 

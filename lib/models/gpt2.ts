@@ -10,7 +10,7 @@ import { embedding } from "../../compute/embedding.ts";
 import { layerNorm } from "../../compute/norm.ts";
 import { keep, type Tensor, tensor } from "../../compute/tensor.ts";
 import { f32ToF16, type Gpt2Config } from "../checkpoint/mod.ts";
-import { Linear, type LinearLike, linearThen } from "./linear.ts";
+import { Linear, type LinearLike, linearThen, NormedInput } from "./linear.ts";
 import { runLayers } from "./layers.ts";
 import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
 import { transposeHost, type WeightDType, type WeightSource } from "./weights.ts";
@@ -125,10 +125,13 @@ export class Gpt2Model extends DecoderDims implements CausalLM {
   ) {
     const { nHead, layerNormEps } = this.config;
     const d = this.headDim;
-    const h = layerNorm(x, block.ln1.weight, block.ln1.bias, layerNormEps); // h: [B, T, C]
-    const q = block.q.forward(h).reshape([batch, seq, nHead, d]);
-    let k = block.k.forward(h).reshape([batch, seq, nHead, d]);
-    let v = block.v.forward(h).reshape([batch, seq, nHead, d]);
+    // The norms ride on the projections' GEMVs when decoding (NormedInput), as do the residual adds and GELU
+    // (linearThen).
+    const ln1 = { kind: "layer" as const, weight: block.ln1.weight, bias: block.ln1.bias, eps: layerNormEps };
+    const h = new NormedInput(x, ln1); // h: [B, T, C]
+    const q = h.linear(block.q).reshape([batch, seq, nHead, d]);
+    let k = h.linear(block.k).reshape([batch, seq, nHead, d]);
+    let v = h.linear(block.v).reshape([batch, seq, nHead, d]);
     const cache = options.caches?.[index];
     if (cache) {
       cache.append(k, v);
@@ -136,10 +139,9 @@ export class Gpt2Model extends DecoderDims implements CausalLM {
       v = cache.values();
     }
     const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, H, D]
-    // Residual adds and GELU ride on the projections' GEMVs when decoding (linearThen).
     x = linearThen(block.attnProj, a.reshape([batch, seq, nHead * d]), { kind: "residual", residual: x });
-    const h2 = layerNorm(x, block.ln2.weight, block.ln2.bias, layerNormEps);
-    const f = linearThen(block.fc, h2, { kind: "gelu" }); // f: [B, T, 4C]
+    const ln2 = { kind: "layer" as const, weight: block.ln2.weight, bias: block.ln2.bias, eps: layerNormEps };
+    const f = new NormedInput(x, ln2).linear(block.fc, { kind: "gelu" }); // f: [B, T, 4C]
     return linearThen(block.mlpProj, f, { kind: "residual", residual: x }); // [B, T, C]
   }
 

@@ -6,7 +6,14 @@
 import { swiglu } from "../../compute/activations.ts";
 import { needsGrad, noGrad } from "../../compute/autograd.ts";
 import { add, axpby, gelu, scale } from "../../compute/elementwise.ts";
-import { gemvApplies, type GemvEpilogue, gemvInto, type GemvWeight } from "../../compute/gemv.ts";
+import {
+  gemvApplies,
+  type GemvEpilogue,
+  gemvInto,
+  type GemvNorm,
+  type GemvWeight,
+} from "../../compute/gemv.ts";
+import { layerNorm, rmsNorm } from "../../compute/norm.ts";
 import { matmul } from "../../compute/matmul.ts";
 import { dropout } from "../../compute/dropout.ts";
 import { empty, keep, shapeString, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
@@ -17,19 +24,51 @@ export interface LinearLike {
   readonly outFeatures: number;
   forward(x: Tensor): Tensor;
   /**
-   * epilogue(forward(x)) as one GEMV dispatch when x is a single row (decoding), without recording gradients;
-   * null when this layer cannot (several rows, a row length the GEMV does not take, an active adapter).
+   * epilogue(forward(norm(x))) as one GEMV dispatch when x is a single row (decoding), without recording
+   * gradients; null when this layer cannot (several rows, a row length the GEMV does not take, an active
+   * adapter, f16 norm parameters).
    */
-  fusedGemv?(x: Tensor, epilogue: LinearEpilogue): Tensor | null;
+  fusedGemv?(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null;
   parameters(): Tensor[];
   dispose(): void;
 }
 
-/** What follows a linear layer in the decoders: a residual add, SwiGLU's gating of `up`, or GELU. */
+/** What follows a linear layer in the decoders: nothing, a residual add, SwiGLU's gating of `up`, or GELU. */
 export type LinearEpilogue =
+  | { kind: "none" }
   | { kind: "residual"; residual: Tensor }
   | { kind: "silu-gate"; gate: Tensor }
   | { kind: "gelu" };
+
+/** The normalisation that precedes a projection: RMSNorm (Qwen2) or LayerNorm (GPT-2). */
+export type LinearNorm =
+  | { kind: "rms"; weight: Tensor; eps: number }
+  | { kind: "layer"; weight: Tensor; bias: Tensor; eps: number };
+
+/**
+ * A normalised input shared by several projections (q, k, v; gate, up): when decoding, each projection's GEMV
+ * normalises x itself (no dispatch for the norm, no normalised tensor); otherwise norm(x) is computed once, on
+ * first use, and fed to the layers' forward.
+ */
+export class NormedInput {
+  private normed: Tensor | null = null;
+
+  constructor(readonly x: Tensor, readonly norm: LinearNorm) {}
+
+  /** epilogue(layer(norm(x))). */
+  linear(layer: LinearLike, epilogue: LinearEpilogue = { kind: "none" }): Tensor {
+    const { weight } = this.norm;
+    const bias = this.norm.kind === "layer" ? this.norm.bias : null;
+    if (!needsGrad(this.x, weight, bias, epilogueInput(epilogue), ...layer.parameters())) {
+      const fused = layer.fusedGemv?.(this.x, epilogue, this.norm);
+      if (fused) return fused;
+    }
+    this.normed ??= this.norm.kind === "rms"
+      ? rmsNorm(this.x, this.norm.weight, this.norm.eps)
+      : layerNorm(this.x, this.norm.weight, this.norm.bias, this.norm.eps);
+    return linearThen(layer, this.normed, epilogue);
+  }
+}
 
 function epilogueInput(epilogue: LinearEpilogue): Tensor | null {
   return epilogue.kind === "residual"
@@ -50,6 +89,8 @@ export function linearThen(layer: LinearLike, x: Tensor, epilogue: LinearEpilogu
   }
   const y = layer.forward(x);
   switch (epilogue.kind) {
+    case "none":
+      return y;
     case "residual":
       return add(epilogue.residual, y);
     case "silu-gate":
@@ -68,10 +109,13 @@ export function fusedGemvPlan(
   x: Tensor,
   storage: GemvWeight,
   epilogue: LinearEpilogue,
-): { y: Tensor; epilogue: GemvEpilogue } | null {
+  norm?: LinearNorm,
+): { y: Tensor; epilogue: GemvEpilogue; norm: GemvNorm | null } | null {
   if (x.size !== layer.inFeatures || x.dtype !== "f32" || !gemvApplies(layer.inFeatures, storage)) {
     return null;
   }
+  const normParams = norm ? (norm.kind === "layer" ? [norm.weight, norm.bias] : [norm.weight]) : [];
+  if (normParams.some((t) => t.dtype !== "f32" || t.size !== layer.inFeatures)) return null;
   const input = epilogueInput(epilogue);
   if (input && (input.size !== layer.outFeatures || input.dtype !== "f32")) {
     throw new RangeError(
@@ -79,14 +123,17 @@ export function fusedGemvPlan(
     );
   }
   const y = empty([...x.shape.slice(0, -1), layer.outFeatures]);
-  switch (epilogue.kind) {
-    case "residual":
-      return { y, epilogue: { kind: "residual", residual: epilogue.residual.range } };
-    case "silu-gate":
-      return { y, epilogue: { kind: "silu-gate", gate: epilogue.gate.range } };
-    case "gelu":
-      return { y, epilogue: { kind: "gelu" } };
-  }
+  const gemvNorm: GemvNorm | null = !norm
+    ? null
+    : norm.kind === "rms"
+    ? { kind: "rms", weight: norm.weight.range, eps: norm.eps }
+    : { kind: "layer", weight: norm.weight.range, bias: norm.bias.range, eps: norm.eps };
+  const gemvEpilogue: GemvEpilogue = epilogue.kind === "residual"
+    ? { kind: "residual", residual: epilogue.residual.range }
+    : epilogue.kind === "silu-gate"
+    ? { kind: "silu-gate", gate: epilogue.gate.range }
+    : epilogue;
+  return { y, epilogue: gemvEpilogue, norm: gemvNorm };
 }
 
 export class Linear implements LinearLike {
@@ -113,9 +160,9 @@ export class Linear implements LinearLike {
     return y.reshape([...lead, this.outFeatures]);
   }
 
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue): Tensor | null {
+  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
     const storage = this.weight.dtype === "f16" ? "f16" : "f32";
-    const plan = fusedGemvPlan(this, x, storage, epilogue);
+    const plan = fusedGemvPlan(this, x, storage, epilogue, norm);
     if (!plan) return null;
     gemvInto(
       plan.y.range,
@@ -129,6 +176,7 @@ export class Linear implements LinearLike {
       null,
       undefined,
       plan.epilogue,
+      plan.norm,
     );
     return plan.y;
   }
@@ -217,8 +265,8 @@ export class LoraLinear implements LinearLike {
   }
 
   /** Only with the adapter switched off: an active adapter adds its own products. */
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue): Tensor | null {
-    return this.enabled ? null : this.base.fusedGemv?.(x, epilogue) ?? null;
+  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
+    return this.enabled ? null : this.base.fusedGemv?.(x, epilogue, norm) ?? null;
   }
 
   /** Only the adapters train. */

@@ -4,7 +4,7 @@
  */
 import { disposeNf4, nf4GemvInto, nf4Linear, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import type { Tensor } from "../../compute/tensor.ts";
-import { fusedGemvPlan, type LinearEpilogue, type LinearLike } from "./linear.ts";
+import { fusedGemvPlan, type LinearEpilogue, type LinearLike, type LinearNorm } from "./linear.ts";
 
 export class Nf4Linear implements LinearLike {
   readonly inFeatures: number;
@@ -31,10 +31,10 @@ export class Nf4Linear implements LinearLike {
     return nf4Linear(x, this.weight, this.bias);
   }
 
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue): Tensor | null {
-    const plan = fusedGemvPlan(this, x, "nf4", epilogue);
+  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
+    const plan = fusedGemvPlan(this, x, "nf4", epilogue, norm);
     if (!plan) return null;
-    nf4GemvInto(plan.y, x, this.weight, this.bias, plan.epilogue);
+    nf4GemvInto(plan.y, x, this.weight, this.bias, plan.epilogue, plan.norm);
     return plan.y;
   }
 

@@ -9,7 +9,7 @@ import { rmsNorm } from "../../compute/norm.ts";
 import { rope, ropeAppend } from "../../compute/rope.ts";
 import type { Tensor } from "../../compute/tensor.ts";
 import type { Qwen2Config } from "../checkpoint/mod.ts";
-import { Linear, type LinearLike, linearThen } from "./linear.ts";
+import { Linear, type LinearLike, linearThen, NormedInput } from "./linear.ts";
 import { Nf4Linear } from "./nf4_linear.ts";
 import { runLayers } from "./layers.ts";
 import { type CausalLM, DecoderDims, type ForwardOptions, type LinearSlot } from "./types.ts";
@@ -143,10 +143,12 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
     seq: number,
   ) {
     const { numHeads, numKvHeads, headDim, ropeTheta, rmsNormEps } = this.config;
-    const h = rmsNorm(x, layer.inputNorm, rmsNormEps); // h: [B, T, C]
-    let q = layer.attn.q_proj.forward(h).reshape([batch, seq, numHeads, headDim]); // q: [B, T, Hq, D]
-    let k = layer.attn.k_proj.forward(h).reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
-    let v = layer.attn.v_proj.forward(h).reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
+    // The norms ride on the projections' GEMVs when decoding (NormedInput), as do the residual adds and
+    // SwiGLU's gating (linearThen).
+    const h = new NormedInput(x, { kind: "rms", weight: layer.inputNorm, eps: rmsNormEps }); // h: [B, T, C]
+    let q = h.linear(layer.attn.q_proj).reshape([batch, seq, numHeads, headDim]); // q: [B, T, Hq, D]
+    let k = h.linear(layer.attn.k_proj).reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
+    let v = h.linear(layer.attn.v_proj).reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
     const cache = options.caches?.[index];
     if (cache && !needsGrad(q, k, v)) {
       // Inference: both rotations and the cache append in one dispatch.
@@ -161,14 +163,13 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
       v = cache.values();
     }
     const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, Hq, D]
-    // Residual adds and SwiGLU's gating ride on the projections' GEMVs when decoding (linearThen).
     x = linearThen(layer.attn.o_proj, a.reshape([batch, seq, numHeads * headDim]), {
       kind: "residual",
       residual: x,
     });
-    const h2 = rmsNorm(x, layer.postNorm, rmsNormEps);
-    const gate = layer.mlp.gate_proj.forward(h2); // gate: [B, T, FF]
-    const mlp = linearThen(layer.mlp.up_proj, h2, { kind: "silu-gate", gate }); // mlp: [B, T, FF]
+    const h2 = new NormedInput(x, { kind: "rms", weight: layer.postNorm, eps: rmsNormEps });
+    const gate = h2.linear(layer.mlp.gate_proj); // gate: [B, T, FF]
+    const mlp = h2.linear(layer.mlp.up_proj, { kind: "silu-gate", gate }); // mlp: [B, T, FF]
     return linearThen(layer.mlp.down_proj, mlp, { kind: "residual", residual: x }); // [B, T, C]
   }
 

@@ -4,6 +4,7 @@ import {
   gemvInto,
   type GemvLayout,
   gemvLayout,
+  type GemvNorm,
   type GemvWeight,
 } from "../../compute/gemv.ts";
 import { dequantizeNf4, disposeNf4, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
@@ -56,10 +57,24 @@ function run(
   layout?: GemvLayout,
   epilogue?: GemvEpilogue,
   accumulate = true,
+  norm: GemvNorm | null = null,
 ): void {
   if (c.storage === "f32" || c.storage === "f16") {
     const w = c.weight as Tensor;
-    gemvInto(y.range, x.range, w.range, c.storage, n, k, bias.range, accumulate, null, layout, epilogue);
+    gemvInto(
+      y.range,
+      x.range,
+      w.range,
+      c.storage,
+      n,
+      k,
+      bias.range,
+      accumulate,
+      null,
+      layout,
+      epilogue,
+      norm,
+    );
     return;
   }
   const w = c.weight as Nf4Weight;
@@ -70,7 +85,20 @@ function run(
     absmax2: w.double!.absmax2.range,
     offset: w.double!.offset,
   };
-  gemvInto(y.range, x.range, w.packed.range, "nf4", n, k, bias.range, accumulate, scales, layout, epilogue);
+  gemvInto(
+    y.range,
+    x.range,
+    w.packed.range,
+    "nf4",
+    n,
+    k,
+    bias.range,
+    accumulate,
+    scales,
+    layout,
+    epilogue,
+    norm,
+  );
 }
 
 function dispose(c: Case): void {
@@ -167,5 +195,49 @@ gpuTest(
       dispose(c);
     }
     for (const t of [x, bias, aux]) t.dispose();
+  },
+);
+
+gpuTest(
+  "gemv: RMSNorm and LayerNorm of x fused ahead of the product vs f64, for f16 and double-quantised NF4",
+  async () => {
+    const [n, k] = [40, 512];
+    const all = await makeCases(n, k, 41);
+    const cases = all.filter((c) => c.storage === "f16" || c.storage === "nf4-double");
+    for (const c of all) if (!cases.includes(c)) dispose(c);
+    const xData = randn(k, 42, 3).map((v) => v + 0.5); // a mean, so LayerNorm's centring matters
+    const wData = randn(k, 43);
+    const bData = randn(k, 44);
+    const x = keep(tensor(Float32Array.from(xData), [1, k]));
+    const bias = keep(tensor(new Float32Array(n), [n]));
+    const w = keep(tensor(Float32Array.from(wData), [k]));
+    const b = keep(tensor(Float32Array.from(bData), [k]));
+    const eps = 1e-6;
+    const mean = xData.reduce((s, v) => s + v, 0) / k;
+    const rms = 1 / Math.sqrt(xData.reduce((s, v) => s + v * v, 0) / k + eps);
+    const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
+    const norms: [GemvNorm, Float64Array][] = [
+      [{ kind: "rms", weight: w.range, eps }, xData.map((v, i) => v * rms * wData[i])],
+      [
+        { kind: "layer", weight: w.range, bias: b.range, eps },
+        xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]),
+      ],
+    ];
+    const zeros = new Float64Array(n);
+    for (const c of cases) {
+      for (const [norm, normed] of norms) {
+        const y = keep(tensor(new Float32Array(n), [n]));
+        run(c, x, bias, y, n, k, undefined, undefined, false, norm);
+        assertClose(
+          `${c.storage} ${norm.kind}`,
+          await y.toArray(),
+          gemvRef(c.exact, normed, zeros, zeros),
+          1e-5,
+        );
+        y.dispose();
+      }
+      dispose(c);
+    }
+    for (const t of [x, bias, w, b]) t.dispose();
   },
 );

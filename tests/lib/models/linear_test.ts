@@ -5,8 +5,10 @@ import {
   Linear,
   type LinearEpilogue,
   type LinearLike,
+  type LinearNorm,
   linearThen,
   LoraLinear,
+  NormedInput,
 } from "../../../lib/models/linear.ts";
 import { Nf4Linear } from "../../../lib/models/nf4_linear.ts";
 import { assertClose, gpuTest, randn } from "../../compute/harness.ts";
@@ -77,5 +79,49 @@ gpuTest(
     }
     x.dispose();
     aux.dispose();
+  },
+);
+
+gpuTest(
+  "NormedInput: RMSNorm / LayerNorm fused into one-row GEMVs equals the norm followed by the layers",
+  async () => {
+    const all = layers();
+    const nf4 = await Nf4Linear.fromF32(
+      keep(tensor(Float32Array.from(randn(OUT * IN, 111)), [OUT, IN])),
+      null,
+      true,
+    );
+    all.push({ name: "nf4", layer: nf4 });
+    const weight = keep(tensor(Float32Array.from(randn(IN, 112)), [IN]));
+    const bias = keep(tensor(Float32Array.from(randn(IN, 113)), [IN]));
+    const norms: LinearNorm[] = [
+      { kind: "rms", weight, eps: 1e-6 },
+      { kind: "layer", weight, bias, eps: 1e-5 },
+    ];
+    const rows = Float32Array.from([...randn(IN, 114, 2), ...randn(IN, 115)]);
+    const x = keep(tensor(rows.slice(0, IN), [1, 1, IN]));
+    const two = keep(tensor(rows, [1, 2, IN]));
+    for (const { name, layer } of all) {
+      for (const norm of norms) {
+        const [fused, plain] = noGrad(() =>
+          tidy(
+            () => [
+              keep(new NormedInput(x, norm).linear(layer)),
+              keep(new NormedInput(two, norm).linear(layer)),
+            ],
+          )
+        );
+        assertClose(
+          `${name} ${norm.kind}`,
+          await fused.toArray(),
+          (await plain.toArray()).slice(0, OUT),
+          1e-5,
+        );
+        fused.dispose();
+        plain.dispose();
+      }
+      layer.dispose();
+    }
+    for (const t of [weight, bias, x, two]) t.dispose();
   },
 );
