@@ -15,27 +15,28 @@ import { assertClose, gpuTest, randn } from "../../compute/harness.ts";
 
 const [IN, OUT] = [64, 48];
 
-function layers(): { name: string; layer: LinearLike }[] {
+/** One layer per weight storage the fused GEMV takes: f32 and f16 with a bias, double-quantised NF4 without. */
+async function layers(): Promise<{ name: string; layer: LinearLike }[]> {
   const w = Float32Array.from(randn(OUT * IN, 91, 0.2));
   const bias = () => keep(tensor(Float32Array.from(randn(OUT, 92)), [OUT]));
+  const nf4 = await Nf4Linear.fromF32(
+    keep(tensor(Float32Array.from(randn(OUT * IN, 93)), [OUT, IN])),
+    null,
+    true,
+  );
   return [
     { name: "f32", layer: new Linear(keep(tensor(w, [OUT, IN])), bias()) },
     { name: "f16", layer: new Linear(keep(tensor(f32ToF16(w), [OUT, IN], "f16")), bias()) },
+    { name: "nf4", layer: nf4 },
   ];
 }
 
 gpuTest(
   "linearThen: a one-row call fused into the GEMV equals the layer's forward followed by the op",
   async () => {
-    const all = layers();
-    const nf4 = await Nf4Linear.fromF32(
-      keep(tensor(Float32Array.from(randn(OUT * IN, 93)), [OUT, IN])),
-      null,
-      true,
-    );
-    all.push({ name: "nf4", layer: nf4 });
-    const [base, unused] = layers();
-    unused.layer.dispose();
+    const all = await layers();
+    const [base, ...unused] = await layers();
+    for (const u of unused) u.layer.dispose();
     const loraA = keep(tensor(Float32Array.from(randn(4 * IN, 98, 0.1)), [4, IN]));
     const loraB = keep(tensor(Float32Array.from(randn(OUT * 4, 99, 0.1)), [OUT, 4]));
     all.push({
@@ -85,13 +86,7 @@ gpuTest(
 gpuTest(
   "NormedInput: RMSNorm / LayerNorm fused into one-row GEMVs equals the norm followed by the layers",
   async () => {
-    const all = layers();
-    const nf4 = await Nf4Linear.fromF32(
-      keep(tensor(Float32Array.from(randn(OUT * IN, 111)), [OUT, IN])),
-      null,
-      true,
-    );
-    all.push({ name: "nf4", layer: nf4 });
+    const all = await layers();
     const weight = keep(tensor(Float32Array.from(randn(IN, 112)), [IN]));
     const bias = keep(tensor(Float32Array.from(randn(IN, 113)), [IN]));
     const norms: LinearNorm[] = [
