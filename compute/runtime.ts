@@ -56,6 +56,11 @@ export class Params {
 
 const PARAMS_BYTES = 256;
 const ARENA_BYTES = 4 << 20;
+/**
+ * Dispatches encoded before they are submitted without being asked: a training step is thousands of dispatches,
+ * and submitting them as they come lets the GPU start while the host still encodes the rest.
+ */
+const AUTO_SUBMIT = 256;
 const MAX_CACHED_BIND_GROUPS = 50_000;
 const sources = new Map<string, string>();
 
@@ -101,6 +106,7 @@ export class Runtime {
   /** Dispatches encoded since start, for tests and the bench. */
   dispatchCount = 0;
   submitCount = 0;
+  private unsubmitted = 0;
   private passCount = 0;
 
   constructor(gpu: Gpu) {
@@ -228,6 +234,7 @@ export class Runtime {
     }
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     this.dispatchCount++;
+    if (++this.unsubmitted >= AUTO_SUBMIT && !this.timed) this.flush();
   }
 
   private computePass(): GPUComputePassEncoder {
@@ -250,6 +257,8 @@ export class Runtime {
   }
 
   private timing: { querySet: GPUQuerySet } | null = null;
+  /** True while gpuTime encodes: the measured dispatches must stay in one pass, so no automatic submission. */
+  private timed = false;
 
   /**
    * GPU time (ms) of the dispatches `encode` issues, from timestamp queries around one compute pass (so host
@@ -271,9 +280,11 @@ export class Runtime {
     });
     try {
       this.timing = { querySet };
+      this.timed = true;
       const passesBefore = this.passCount;
       encode();
       this.timing = null;
+      this.timed = false;
       if (!this.pass || this.passCount !== passesBefore + 1) {
         this.flush();
         return null;
@@ -288,6 +299,7 @@ export class Runtime {
       return Number(end - begin) / 1e6;
     } finally {
       this.timing = null;
+      this.timed = false;
       querySet.destroy();
       resolved.destroy();
       staging.destroy();
@@ -317,6 +329,7 @@ export class Runtime {
     this.gpu.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.submitCount++;
+    this.unsubmitted = 0;
   }
 
   /**
