@@ -517,9 +517,11 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
   for (let p = 16; p < 26; p += 2) {
     const d0 = rt.dispatchCount;
     const t0 = performance.now();
-    step(p);
-    const t1 = performance.now();
-    rt.flush();
+    let t1 = t0;
+    rt.asOneSubmission(() => {
+      step(p);
+      t1 = performance.now();
+    });
     submit.push(performance.now() - t1);
     encode.push(t1 - t0);
     dispatches = rt.dispatchCount - d0;

@@ -234,7 +234,7 @@ export class Runtime {
     }
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     this.dispatchCount++;
-    if (++this.unsubmitted >= AUTO_SUBMIT && !this.timed) this.flush();
+    if (++this.unsubmitted >= AUTO_SUBMIT && !this.timed && this.wholeSubmissions === 0) this.flush();
   }
 
   private computePass(): GPUComputePassEncoder {
@@ -259,6 +259,22 @@ export class Runtime {
   private timing: { querySet: GPUQuerySet } | null = null;
   /** True while gpuTime encodes: the measured dispatches must stay in one pass, so no automatic submission. */
   private timed = false;
+  /** Depth of asOneSubmission scopes. */
+  private wholeSubmissions = 0;
+
+  /**
+   * Encodes `encode` and submits it as one submission, without the automatic ones (a decoded token: each
+   * submission costs the host a fixed toll, and a token is already submitted on its own).
+   */
+  asOneSubmission<T>(encode: () => T): T {
+    this.wholeSubmissions++;
+    try {
+      return encode();
+    } finally {
+      this.wholeSubmissions--;
+      if (this.wholeSubmissions === 0) this.flush();
+    }
+  }
 
   /**
    * GPU time (ms) of the dispatches `encode` issues, from timestamp queries around one compute pass (so host

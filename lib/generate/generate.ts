@@ -162,12 +162,16 @@ async function decodeGreedy(
     }
     const positions = tensor(host, [steps * stride], "i32");
     for (let j = 0; j < steps; j++) {
-      tidy(() => {
-        const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
-        const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
-        argmax(lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })), slot(j));
-      });
-      rt().flush();
+      rt().asOneSubmission(() =>
+        tidy(() => {
+          const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
+          const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
+          argmax(
+            lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })),
+            slot(j),
+          );
+        })
+      );
     }
   };
   const encode = () => {

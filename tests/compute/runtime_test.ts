@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
 import { initRuntime } from "../../compute/runtime.ts";
+import { axpby, fill } from "../../compute/elementwise.ts";
 import { empty, keep } from "../../compute/tensor.ts";
 import { gpuTest } from "./harness.ts";
 
@@ -98,3 +99,30 @@ Deno.test({
     assert.throws(() => gpu.check(), GpuDeviceError);
   },
 });
+
+gpuTest(
+  "runtime: long runs of dispatches are submitted as they come, except inside asOneSubmission",
+  async () => {
+    const rt = await initRuntime();
+    const x = keep(empty([64]));
+    const y = keep(empty([64]));
+    fill(x, 1);
+    fill(y, 1);
+    await rt.sync();
+    const count = (encode: () => void) => {
+      const before = rt.submitCount;
+      encode();
+      rt.flush();
+      return rt.submitCount - before;
+    };
+    const many = () => {
+      for (let i = 0; i < 600; i++) axpby(x, y, 0.5, 0.5);
+    };
+    // 600 dispatches: two automatic submissions (every 256) and the explicit one.
+    assert.equal(count(many), 3);
+    assert.equal(count(() => rt.asOneSubmission(many)), 1);
+    assert.deepEqual(await x.toArray(), new Array(64).fill(1));
+    x.dispose();
+    y.dispose();
+  },
+);
