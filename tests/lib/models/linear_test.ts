@@ -31,6 +31,13 @@ async function layers(): Promise<{ name: string; layer: LinearLike }[]> {
   ];
 }
 
+/** A fused one-row result against the first row of the unfused two-row one; disposes both. */
+async function assertFirstRow(label: string, fused: Tensor, plain: Tensor): Promise<void> {
+  assertClose(label, await fused.toArray(), (await plain.toArray()).slice(0, OUT), 1e-5);
+  fused.dispose();
+  plain.dispose();
+}
+
 gpuTest(
   "linearThen: a one-row call fused into the GEMV equals the layer's forward followed by the op",
   async () => {
@@ -67,14 +74,7 @@ gpuTest(
             return [f, keep(linearThen(layer, two, twoAux))] as Tensor[];
           })
         );
-        assertClose(
-          `${name} ${epilogue.kind}`,
-          await fused.toArray(),
-          (await plain.toArray()).slice(0, OUT),
-          1e-5,
-        );
-        fused.dispose();
-        plain.dispose();
+        await assertFirstRow(`${name} ${epilogue.kind}`, fused, plain);
       }
       layer.dispose();
     }
@@ -106,14 +106,7 @@ gpuTest(
             ],
           )
         );
-        assertClose(
-          `${name} ${norm.kind}`,
-          await fused.toArray(),
-          (await plain.toArray()).slice(0, OUT),
-          1e-5,
-        );
-        fused.dispose();
-        plain.dispose();
+        await assertFirstRow(`${name} ${norm.kind}`, fused, plain);
       }
       layer.dispose();
     }
