@@ -111,13 +111,6 @@ function largestPowerOfTwoAtMost(v: number): number {
   return 2 ** Math.floor(Math.log2(Math.max(1, v)));
 }
 
-/** Layouts measured best on this GPU (bench/gemv_sweep.ts), by `${storage}|${n}|${k}`. */
-const tunedLayouts = new Map<string, GemvLayout>();
-
-export function setTunedGemvLayout(storage: GemvWeight, n: number, k: number, layout: GemvLayout): void {
-  tunedLayouts.set(`${storage}|${n}|${k}`, layout);
-}
-
 /**
  * The layout for a product, from bench/gemv_sweep.ts on an H200 (bench/results/h200-2026-11-27g-gemv.txt): 16
  * lanes per row, 32 for short matrices (fewer than 4096 rows: more threads per row keep the GPU busy) and for
@@ -125,8 +118,6 @@ export function setTunedGemvLayout(storage: GemvWeight, n: number, k: number, la
  * the row count grows. Very short rows get fewer lanes (about four chunks each), down to one.
  */
 export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
-  const tuned = tunedLayouts.get(`${storage}|${n}|${k}`);
-  if (tuned) return tuned;
   const chunks = k / CHUNK[storage];
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096);

@@ -1,6 +1,7 @@
-// Matrix-vector product for decoding: y[n] = sum_k x[k] * W[n, k] (+ bias[n]) (+ y[n]) with W [N, K] row-major
-// (PyTorch's Linear layout) stored as f32, f16 or NF4, then an optional epilogue (see `epilogue`). Memory-bound, so every byte of W is read once with a
-// 16-byte load (a "chunk": 4 f32, 8 f16 or 32 NF4 codes) and everything else comes from workgroup memory.
+// Matrix-vector product for decoding: y[n] = epilogue(sum_k norm(x)[k] * W[n, k] + bias[n]) (+ y[n]) with W
+// [N, K] row-major (PyTorch's Linear layout) stored as f32, f16 or NF4; the norm (NORM_DECL) and the epilogue
+// (`epilogue`) are optional. Memory-bound, so every byte of W is read once with a 16-byte load (a "chunk": 4 f32,
+// 8 f16 or 32 NF4 codes) and everything else comes from workgroup memory.
 //
 // A workgroup owns ROWS consecutive rows: GROUPS thread groups of LANES threads, each group RPT rows. x is staged
 // in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the v-th vec4 of chunk

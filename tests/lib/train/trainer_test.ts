@@ -3,12 +3,13 @@
  * cancelled-then-resumed run follows the uninterrupted run's loss curve exactly, the full-FT result reloads
  * as a model folder, and bad settings fail before any work.
  */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import type { Qwen2Config } from "../../../lib/checkpoint/mod.ts";
 import { loadModel } from "../../../lib/models/mod.ts";
 import { preset, writeRandomModel } from "../../../lib/models/presets.ts";
 import { SAMPLE_DATASET } from "../../../lib/cli/resolve.ts";
 import { trainConfig } from "../../../lib/train/config.ts";
-import { train } from "../../../lib/train/trainer.ts";
+import { loadTrainingData, plannedSteps, train } from "../../../lib/train/trainer.ts";
 import { listCheckpoints } from "../../../lib/train/state.ts";
 import { gpuTest } from "../../compute/harness.ts";
 
@@ -169,3 +170,15 @@ gpuTest(
     }
   },
 );
+
+Deno.test("trainer: plannedSteps walks the epochs' batches in order, gradAccum per step, into the next epoch", async () => {
+  const c = config(await Deno.makeTempDir({ prefix: "ostrota-plan-" }), { batchSize: 8, gradAccum: 3 });
+  const data = await loadTrainingData(c);
+  const epoch0 = data.epochBatches(0);
+  const steps = Math.ceil(epoch0.length / 3) + 2; // runs past the end of the first epoch
+  const planned = plannedSteps(data, c, steps);
+  assertEquals(planned.length, steps);
+  for (const step of planned) assertEquals(step.length, 3);
+  const order = [...epoch0, ...data.epochBatches(1)];
+  planned.flat().forEach((batch, i) => assertEquals(batch.ids, order[i].ids));
+});
