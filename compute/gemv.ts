@@ -171,10 +171,18 @@ const kernels = new Map<string, KernelSpec>();
 /** Workgroup memory the kernel keeps for partial sums and tables; the rest may stage x. */
 const RESERVED_WORKGROUP_BYTES = 6144;
 
+const segments = new Map<string, number>();
+
 /** Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory. */
 function segmentChunks(k: number, storage: GemvWeight): number {
-  const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - RESERVED_WORKGROUP_BYTES;
-  return Math.max(1, Math.min(k / CHUNK[storage], Math.floor(bytes / (CHUNK[storage] * 4))));
+  const key = `${storage}|${k}`;
+  let segment = segments.get(key);
+  if (segment === undefined) {
+    const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - RESERVED_WORKGROUP_BYTES;
+    segment = Math.max(1, Math.min(k / CHUNK[storage], Math.floor(bytes / (CHUNK[storage] * 4))));
+    segments.set(key, segment);
+  }
+  return segment;
 }
 
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */

@@ -27,30 +27,34 @@ export interface KernelSpec {
   defines?: Record<string, string | number>;
 }
 
-/** Builds a kernel's uniform parameter block: every field is 4 bytes, in declaration order. */
+const F32 = new Float32Array(1);
+const F32_BITS = new Uint32Array(F32.buffer);
+
+/**
+ * Builds a kernel's uniform parameter block: every field is 4 bytes, in declaration order. Kept as plain numbers
+ * (bit patterns) and written straight into the arena, since a dispatch's host cost is what decoding pays.
+ */
 export class Params {
-  private view = new DataView(new ArrayBuffer(PARAMS_BYTES));
-  length = 0;
+  /** The fields as 32-bit words. */
+  readonly words: number[] = [];
   u32(...values: number[]): this {
-    for (const v of values) this.grow().setUint32(this.length - 4, v >>> 0, true);
+    for (const v of values) this.push(v >>> 0);
     return this;
   }
   i32(...values: number[]): this {
-    for (const v of values) this.grow().setInt32(this.length - 4, v, true);
+    for (const v of values) this.push(v >>> 0);
     return this;
   }
   f32(...values: number[]): this {
-    for (const v of values) this.grow().setFloat32(this.length - 4, v, true);
+    for (const v of values) {
+      F32[0] = v;
+      this.push(F32_BITS[0]);
+    }
     return this;
   }
-  /** The whole 256-byte block: a kernel's struct may be larger than the fields a wrapper sets. */
-  bytes(): Uint8Array {
-    return new Uint8Array(this.view.buffer, 0, PARAMS_BYTES);
-  }
-  private grow(): DataView {
-    this.length += 4;
-    if (this.length > this.view.byteLength) throw new RangeError("kernel parameters exceed 256 bytes");
-    return this.view;
+  private push(word: number): void {
+    if (this.words.length === PARAMS_BYTES / 4) throw new RangeError("kernel parameters exceed 256 bytes");
+    this.words.push(word);
   }
 }
 
@@ -95,6 +99,7 @@ export class Runtime {
   private pipelines = new Map<string, CachedPipeline>();
   private pipelinesBySpec = new WeakMap<KernelSpec, CachedPipeline>();
   private layouts = new Map<string, GPUBindGroupLayout>();
+  private longDefines = new Map<string, number>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -102,6 +107,7 @@ export class Runtime {
   private pass: GPUComputePassEncoder | null = null;
   private arena: GPUBuffer;
   private arenaHost = new Uint8Array(ARENA_BYTES);
+  private arenaWords = new Uint32Array(this.arenaHost.buffer);
   private arenaUsed = 0;
   /** Dispatches encoded since start, for tests and the bench. */
   dispatchCount = 0;
@@ -125,7 +131,7 @@ export class Runtime {
     if (known) return known;
     const defines = spec.defines ?? {};
     const key = `${spec.file.href}#${spec.entry}|${spec.bindings.join(",")}|${
-      Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(",")
+      Object.entries(defines).map(([k, v]) => `${k}=${this.defineKey(v)}`).join(",")
     }`;
     let cached = this.pipelines.get(key);
     if (cached) {
@@ -148,6 +154,17 @@ export class Runtime {
     this.pipelines.set(key, cached);
     this.pipelinesBySpec.set(spec, cached);
     return cached;
+  }
+
+  /**
+   * A define's part of a pipeline key: long values (WGSL snippets) by a number, so wrappers that build their
+   * spec per call do not concatenate and hash kilobytes of text per dispatch.
+   */
+  private defineKey(value: string | number): string | number {
+    if (typeof value === "number" || value.length <= 32) return value;
+    let id = this.longDefines.get(value);
+    if (id === undefined) this.longDefines.set(value, id = this.longDefines.size);
+    return `\u0000${id}`;
   }
 
   private layout(bindings: BindingKind[]): GPUBindGroupLayout {
@@ -197,12 +214,15 @@ export class Runtime {
       );
     }
     const { pipeline, layout, layoutKey } = this.pipeline(spec);
-    const data = params.bytes();
     const align = this.gpu.uniformAlign;
-    if (this.arenaUsed + data.byteLength > ARENA_BYTES) this.flush();
+    if (this.arenaUsed + PARAMS_BYTES > ARENA_BYTES) this.flush();
     const paramOffset = this.arenaUsed;
-    this.arenaHost.set(data, paramOffset);
-    this.arenaUsed = Math.ceil((paramOffset + data.byteLength) / align) * align;
+    // The whole 256-byte slot is written: a kernel's struct may be longer than the fields a wrapper sets, and
+    // those read as zero.
+    const word = paramOffset / 4;
+    this.arenaWords.fill(0, word, word + PARAMS_BYTES / 4);
+    this.arenaWords.set(params.words, word);
+    this.arenaUsed = Math.ceil((paramOffset + PARAMS_BYTES) / align) * align;
 
     let bindKey = layoutKey;
     for (const b of buffers) bindKey += `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
