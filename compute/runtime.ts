@@ -296,26 +296,33 @@ export class Runtime {
     }
   }
 
+  /** The query set and buffers gpuTime reuses (created on first use: a set per measurement added up). */
+  private timer: { querySet: GPUQuerySet; resolved: GPUBuffer; staging: GPUBuffer; busy: boolean } | null =
+    null;
+
   /**
    * GPU time (ms) of the dispatches `encode` issues, from timestamp queries around one compute pass (so host
    * latency such as readback polling is not counted). Null when the device has no timestamp queries or `encode`
-   * ended the pass early (a buffer copy); callers then fall back to wall-clock timing.
+   * ended the pass early (a buffer copy); callers then fall back to wall-clock timing. One at a time.
    */
   async gpuTime(encode: () => void): Promise<number | null> {
     if (!this.gpu.device.features.has("timestamp-query")) return null;
     this.flush();
     const device = this.gpu.device;
-    const querySet = device.createQuerySet({ type: "timestamp", count: 2 });
-    const resolved = device.createBuffer({
-      size: 16,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    const staging = device.createBuffer({
-      size: 16,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    this.timer ??= {
+      querySet: device.createQuerySet({ type: "timestamp", count: 2 }),
+      resolved: device.createBuffer({
+        size: 16,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      }),
+      staging: device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      busy: false,
+    };
+    const timer = this.timer;
+    if (timer.busy) throw new Error("gpuTime: a measurement is already in progress; await it first");
+    timer.busy = true;
     try {
-      this.timing = { querySet };
+      this.timing = { querySet: timer.querySet };
       this.timed = true;
       const passesBefore = this.passCount;
       encode();
@@ -327,18 +334,17 @@ export class Runtime {
       }
       this.pass.end();
       this.pass = null;
-      this.encoder!.resolveQuerySet(querySet, 0, 2, resolved, 0);
-      this.encoder!.copyBufferToBuffer(resolved, 0, staging, 0, 16);
+      this.encoder!.resolveQuerySet(timer.querySet, 0, 2, timer.resolved, 0);
+      this.encoder!.copyBufferToBuffer(timer.resolved, 0, timer.staging, 0, 16);
       this.flush();
-      await this.gpu.guard(staging.mapAsync(GPUMapMode.READ));
-      const [begin, end] = new BigUint64Array(staging.getMappedRange());
+      await this.gpu.guard(timer.staging.mapAsync(GPUMapMode.READ));
+      const [begin, end] = new BigUint64Array(timer.staging.getMappedRange().slice(0));
+      timer.staging.unmap();
       return Number(end - begin) / 1e6;
     } finally {
       this.timing = null;
       this.timed = false;
-      querySet.destroy();
-      resolved.destroy();
-      staging.destroy();
+      timer.busy = false;
     }
   }
 

@@ -126,3 +126,28 @@ gpuTest(
     y.dispose();
   },
 );
+
+gpuTest(
+  "runtime: gpuTime measures one pass after another with the same query set, one at a time",
+  async () => {
+    const rt = await initRuntime();
+    if (!rt.gpu.device.features.has("timestamp-query")) return;
+    const x = keep(empty([1024]));
+    const y = keep(empty([1024]));
+    fill(x, 0);
+    fill(y, 1);
+    const work = () => {
+      for (let i = 0; i < 4; i++) axpby(x, y, 0, 1);
+    };
+    for (let r = 0; r < 3; r++) {
+      const ms = await rt.gpuTime(work);
+      assert.ok(ms !== null && ms >= 0, `measurement ${r}: ${ms}`);
+    }
+    const first = rt.gpuTime(work);
+    await assert.rejects(rt.gpuTime(work), /already in progress/);
+    await first;
+    assert.deepEqual(await x.toArray(), new Array(1024).fill(1));
+    x.dispose();
+    y.dispose();
+  },
+);
