@@ -5,6 +5,7 @@
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
+import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 
 const FILE = new URL("./gemv.wgsl", import.meta.url);
@@ -148,7 +149,7 @@ fn staged_x(i: u32) -> vec4f { return x[i]; }`;
 fn norm_stats(tid: u32) {
   var sq = 0.0;
   for (var i = tid; i < p.K / 4u; i += WG) { let v = x[i]; sq += dot(v, v); }
-  norm_rstd = inverseSqrt(workgroup_total(sq, tid) / f32(p.K) + p.norm_eps);
+  norm_rstd = inverseSqrt(workgroup_sum(sq, tid) / f32(p.K) + p.norm_eps);
 }
 fn staged_x(i: u32) -> vec4f { return x[i] * norm_rstd * norm_w[i]; }`;
   }
@@ -158,18 +159,18 @@ fn staged_x(i: u32) -> vec4f { return x[i] * norm_rstd * norm_w[i]; }`;
 fn norm_stats(tid: u32) {
   var s = 0.0;
   for (var i = tid; i < p.K / 4u; i += WG) { let v = x[i]; s += v.x + v.y + v.z + v.w; }
-  norm_mean = workgroup_total(s, tid) / f32(p.K);
+  norm_mean = workgroup_sum(s, tid) / f32(p.K);
   var sq = 0.0;
   for (var i = tid; i < p.K / 4u; i += WG) { let d = x[i] - vec4f(norm_mean); sq += dot(d, d); }
-  norm_rstd = inverseSqrt(workgroup_total(sq, tid) / f32(p.K) + p.norm_eps);
+  norm_rstd = inverseSqrt(workgroup_sum(sq, tid) / f32(p.K) + p.norm_eps);
 }
 fn staged_x(i: u32) -> vec4f { return (x[i] - vec4f(norm_mean)) * norm_rstd * norm_w[i] + norm_b[i]; }`;
 }
 
 const kernels = new Map<string, KernelSpec>();
 
-/** Workgroup memory the kernel keeps for partial sums and tables; the rest may stage x. */
-const RESERVED_WORKGROUP_BYTES = 6144;
+/** Workgroup memory the kernel keeps for partial sums, tables and the reduction tree; the rest may stage x. */
+const RESERVED_WORKGROUP_BYTES = 8192;
 
 const segments = new Map<string, number>();
 
@@ -213,6 +214,7 @@ function kernel(
       bindings: ["read", "read", "read", "write", "read", ...scaleBindings, ...normBindings],
       defines: {
         ACTIVATIONS: ACTIVATION_FNS_WGSL,
+        WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL,
         NORM_DECL: normDecl(norm, 6 + scaleBindings.length),
         LANES: layout.lanes,
         RPT: layout.rowsPerThread,

@@ -61,18 +61,7 @@ var<workgroup> x_seg: array<vec4f, SEG * VPC>;
 // partial[lane * ROWS + row]: consecutive rows side by side, so the final per-row sums read without conflicts.
 var<workgroup> partial: array<f32, WG * RPT>;
 
-// Sum of v over the workgroup, returned to every thread (a tree in `partial`). Called in uniform control flow.
-fn workgroup_total(v: f32, tid: u32) -> f32 {
-  partial[tid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { partial[tid] += partial[tid + s]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
+{{WORKGROUP_REDUCE}}
 
 // The optional normalisation of x (NORM_DECL): decoding fuses the RMSNorm / LayerNorm that precedes a
 // projection into its GEMV, so every workgroup normalises x as it stages it. `norm_stats` computes the row's

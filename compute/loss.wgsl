@@ -16,32 +16,7 @@ struct Params {
 const WG: u32 = 256u;
 const NEG_BIG: f32 = -3.0e38;
 
-var<workgroup> red: array<f32, WG>;
-var<workgroup> red2: array<f32, WG>;
-
-fn reduce_max(tid: u32, value: f32) -> f32 {
-  red[tid] = value;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (tid < stride) { red[tid] = max(red[tid], red[tid + stride]); }
-    workgroupBarrier();
-  }
-  let result = red[0];
-  workgroupBarrier();
-  return result;
-}
-
-fn reduce_sum(tid: u32, value: f32) -> f32 {
-  red[tid] = value;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (tid < stride) { red[tid] += red[tid + stride]; }
-    workgroupBarrier();
-  }
-  let result = red[0];
-  workgroupBarrier();
-  return result;
-}
+{{WORKGROUP_REDUCE}}
 
 fn row_of(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
@@ -58,10 +33,10 @@ fn is_valid(label: i32) -> bool {
 fn row_max_sumexp(tid: u32, base: u32) -> vec2f {
   var local_max = NEG_BIG;
   for (var j = tid; j < p.cols; j += WG) { local_max = max(local_max, row_in[base + j]); }
-  let row_max = reduce_max(tid, local_max);
+  let row_max = workgroup_max(local_max, tid);
   var local_sum = 0.0;
   for (var j = tid; j < p.cols; j += WG) { local_sum += exp(row_in[base + j] - row_max); }
-  return vec2f(row_max, reduce_sum(tid, local_sum));
+  return vec2f(row_max, workgroup_sum(local_sum, tid));
 }
 
 // ---- merge one logits chunk into the running row state; one workgroup per row ----
@@ -119,14 +94,10 @@ fn ce_finish(@builtin(local_invocation_index) tid: u32) {
       count += 1.0;
     }
   }
-  red2[tid] = count;
-  let total = reduce_sum(tid, loss_sum);
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (tid < stride) { red2[tid] += red2[tid + stride]; }
-    workgroupBarrier();
-  }
+  let sums = workgroup_sum2(vec2f(loss_sum, count), tid);
   if (tid == 0u) {
-    let valid = red2[0];
+    let total = sums.x;
+    let valid = sums.y;
     // No valid label: loss 0 (the trainer reports it), never 0/0.
     fin_loss[0] = select(0.0, total / max(valid, 1.0), valid > 0.0);
     fin_count[0] = valid;
@@ -188,7 +159,7 @@ fn log_softmax_grad(
   let base = n * p.cols;
   var local_sum = 0.0;
   for (var j = tid; j < p.cols; j += WG) { local_sum += lsg_dy[base + j]; }
-  let total = reduce_sum(tid, local_sum);
+  let total = workgroup_sum(local_sum, tid);
   for (var j = tid; j < p.cols; j += WG) {
     lsg_dx[base + j] = lsg_dy[base + j] - exp(lsg_y[base + j]) * total;
   }

@@ -7,6 +7,7 @@
 import { needsGrad, record } from "./autograd.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
+import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 
 const FILE = new URL("./norm.wgsl", import.meta.url);
 const WG = 256;
@@ -14,7 +15,12 @@ const WG = 256;
 const ROWS_PER_CHUNK = 32;
 
 function kernel(entry: string, bindings: KernelSpec["bindings"], center: boolean, wType: string): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { CENTER: String(center), W_TYPE: wType } };
+  return {
+    file: FILE,
+    entry,
+    bindings,
+    defines: { CENTER: String(center), W_TYPE: wType, WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL },
+  };
 }
 
 function params(rows: number, cols: number, eps = 0, chunks = 0, group = 0): Params {

@@ -20,20 +20,7 @@ const CENTER: bool = {{CENTER}};
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-var<workgroup> scratch: array<vec2f, WG>;
-
-// Sum of v over the workgroup, returned to every thread. Called in uniform control flow.
-fn workgroup_sum(v: vec2f, lid: u32) -> vec2f {
-  scratch[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { scratch[lid] += scratch[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = scratch[0];
-  workgroupBarrier();
-  return total;
-}
+{{WORKGROUP_REDUCE}}
 
 fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
@@ -61,7 +48,7 @@ fn forward(
   if (CENTER) {
     var s = 0.0;
     for (var c = lid; c < p.cols; c += WG) { s += fx[base + c]; }
-    mean = workgroup_sum(vec2f(s, 0.0), lid).x / n;
+    mean = workgroup_sum(s, lid) / n;
   }
   // Two passes for LayerNorm (mean, then squared deviations) avoid E[x²] - E[x]² cancellation.
   var sq = 0.0;
@@ -69,7 +56,7 @@ fn forward(
     let d = fx[base + c] - mean;
     sq += d * d;
   }
-  let rstd = inverseSqrt(workgroup_sum(vec2f(sq, 0.0), lid).x / n + p.eps);
+  let rstd = inverseSqrt(workgroup_sum(sq, lid) / n + p.eps);
   for (var c = lid; c < p.cols; c += WG) {
     var y = (fx[base + c] - mean) * rstd * f32(fw[c]);
     if (CENTER) { y += f32(fb[c]); }
@@ -102,7 +89,7 @@ fn backward_x(
     let xhat = (bx[base + c] - stats.x) * stats.y;
     sums += vec2f(g, g * xhat);
   }
-  let means = workgroup_sum(sums, lid) / f32(p.cols);
+  let means = workgroup_sum2(sums, lid) / f32(p.cols);
   var mean_g = 0.0;
   if (CENTER) { mean_g = means.x; }
   for (var c = lid; c < p.cols; c += WG) {

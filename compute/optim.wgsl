@@ -50,17 +50,7 @@ fn adamw(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   adam_v[i] = v;
 }
 
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_sum(tid: u32, value: f32) -> f32 {
-  red[tid] = value;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-    if (tid < stride) { red[tid] += red[tid + stride]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
+{{WORKGROUP_REDUCE}}
 
 // ---- stage 1: partials[base + w] = sum of squares of workgroup w's strided share of one gradient ----
 @group(0) @binding(1) var<storage, read> sq_grad: array<f32>;
@@ -73,7 +63,7 @@ fn sum_squares(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     let x = sq_grad[i];
     sum = fma(x, x, sum);
   }
-  let total = reduce_sum(tid, sum);
+  let total = workgroup_sum(sum, tid);
   if (tid == 0u) { sq_partials[p.base + wid.x] = total; }
 }
 
@@ -85,7 +75,7 @@ fn sum_squares(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
 fn total_norm(@builtin(local_invocation_index) tid: u32) {
   var sum = 0.0;
   for (var i = tid; i < p.n; i += WG) { sum += norm_partials[i]; }
-  let total = reduce_sum(tid, sum);
+  let total = workgroup_sum(sum, tid);
   if (tid == 0u) { norm_out[0] = sqrt(total); }
 }
 

@@ -15,6 +15,8 @@ const LOWEST: f32 = -3.4028234663852886e38;
 
 var<workgroup> scratch: array<vec2f, WG>;
 
+{{WORKGROUP_REDUCE}}
+
 fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
 }
@@ -75,13 +77,7 @@ fn backward(
   let base = row * p.cols;
   var dot = 0.0;
   for (var c = lid; c < p.cols; c += WG) { dot += bdy[base + c] * by[base + c]; }
-  scratch[lid] = vec2f(dot, 0.0);
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { scratch[lid].x += scratch[lid + s].x; }
-    workgroupBarrier();
-  }
-  let total = scratch[0].x;
+  let total = workgroup_sum(dot, lid);
   for (var c = lid; c < p.cols; c += WG) {
     bdx[base + c] = by[base + c] * (bdy[base + c] - total);
   }
