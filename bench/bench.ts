@@ -1,7 +1,8 @@
 /**
- * `deno task bench [--suite micro,train,decode,seed] [--json] [--torch FILE] [--quick]`: Ostrota's kernels and the
- * seed's two models at their real shapes on random weights. Prints a table (and with --json one JSON object);
- * with --torch (bench/torch_ref.py's output from the same machine) it prints the ratio table last.
+ * `deno task bench [--suite micro,train,decode,seed] [--json] [--torch FILE] [--quick] [--profile]`: Ostrota's
+ * kernels and the seed's two models at their real shapes on random weights. Prints a table (and with --json one
+ * JSON object); with --torch (bench/torch_ref.py's output from the same machine) it prints the ratio table last;
+ * with --profile, where each training step's and decoded token's GPU time goes, kernel by kernel.
  * Imports nothing from npm, so it runs on a GPU machine from the source tree alone.
  */
 import { argmax } from "../compute/argmax.ts";
@@ -12,7 +13,7 @@ import { matmul, matmulInto } from "../compute/matmul.ts";
 import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
-import { initRuntime, type Runtime } from "../compute/runtime.ts";
+import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
 import { generate } from "../lib/generate/generate.ts";
@@ -49,6 +50,8 @@ const qwenName = tiny ? "tiny-qwen2" : "qwen2.5-7b";
 const gpt2Name = tiny ? "tiny-gpt2" : "rugpt3small";
 const json = args.includes("--json");
 const torchFile = args.includes("--torch") ? args[args.indexOf("--torch") + 1] : null;
+const profiling = args.includes("--profile");
+const profiles: Record<string, KernelTime[]> = {};
 
 function record(row: Row): void {
   rows.push(row);
@@ -259,6 +262,36 @@ function paramCount(c: Qwen2Config | Gpt2Config): number {
   return c.nLayer * (12 * c.nEmbd * c.nEmbd) + (c.vocabSize + c.nPositions) * c.nEmbd;
 }
 
+/**
+ * With --profile, runs `work` once more with every dispatch timed on its own and prints the kernels that take
+ * the most GPU time, by kernel and by kernel and grid (the same kernel at different shapes).
+ */
+async function profileKernels(rt: Runtime, name: string, work: () => unknown): Promise<void> {
+  if (!profiling) return;
+  const byGrid = await rt.profile(work);
+  if (!byGrid) return;
+  profiles[name] = byGrid;
+  const byKernel = new Map<string, KernelTime>();
+  for (const row of byGrid) {
+    const k = byKernel.get(row.kernel) ?? { kernel: row.kernel, grid: "all", count: 0, ms: 0 };
+    k.count += row.count;
+    k.ms += row.ms;
+    byKernel.set(row.kernel, k);
+  }
+  const total = byGrid.reduce((sum, r) => sum + r.ms, 0);
+  const dispatches = byGrid.reduce((sum, r) => sum + r.count, 0);
+  console.error(`profile ${name}: ${total.toFixed(2)} ms of kernel time in ${dispatches} dispatches`);
+  const show = (r: KernelTime) =>
+    console.error(
+      `profile   ${`${r.kernel} ${r.grid}`.padEnd(50)} ${String(r.count).padStart(6)} x ${
+        (r.ms / r.count * 1000).toFixed(1).padStart(9)
+      } us = ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.ms / total).toFixed(1).padStart(5)} %`,
+    );
+  [...byKernel.values()].sort((a, b) => b.ms - a.ms).slice(0, 14).forEach(show);
+  console.error(`profile   by grid:`);
+  byGrid.slice(0, 14).forEach(show);
+}
+
 async function trainStep(
   rt: Runtime,
   model: CausalLM,
@@ -289,6 +322,7 @@ async function trainStep(
     if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss}`);
   };
   await one();
+  await profileKernels(rt, `${model.numLayers}-layer ${checkpointing ? "QLoRA" : "full-FT"} step`, one);
   rt.pool.resetPeak();
   const samples: number[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {
@@ -498,13 +532,21 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
     { length: model.numLayers },
     () => new KVCache(1, 64, model.numKvHeads, model.headDim),
   );
-  const positions = Array.from({ length: 32 }, (_, p) => keep(tensor(Int32Array.of(p), [1, 1], "i32")));
+  // All positions in one buffer at bindable offsets, as generate() keeps them (a step's bind groups are then
+  // reused from the step before).
+  const stride = rt.gpu.storageAlign / 4;
+  const positions = keep(
+    tensor(Int32Array.from({ length: 32 * stride }, (_, i) => i / stride), [32 * stride], "i32"),
+  );
   const ids = keep(tensor(Int32Array.of(100), [1, 1], "i32"));
   const chosen = keep(empty([1], "i32"));
   const step = (p: number) =>
     noGrad(() =>
       tidy(() => {
-        const hidden = model.hidden(ids, { positions: positions[p], caches }); // [1, 1, C]
+        const hidden = model.hidden(ids, {
+          positions: positions.rows(p * stride, p * stride + 1).reshape([1, 1]),
+          caches,
+        }); // [1, 1, C]
         argmax(matmul(hidden.reshape([1, hidden.shape[2]]), model.lmHead(), { transB: true }), chosen);
       })
     );
@@ -528,8 +570,9 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
     await rt.sync();
     gpu.push((await rt.gpuTime(() => step(p + 1))) ?? NaN);
   }
+  await profileKernels(rt, `decoded token (${model.numLayers} layers)`, () => step(26));
   const median = (v: number[]) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
-  for (const t of [...positions, ids, chosen]) t.dispose();
+  for (const t of [positions, ids, chosen]) t.dispose();
   for (const cache of caches) cache.dispose();
   return { encodeMs: median(encode), submitMs: median(submit), gpuMs: median(gpu), dispatches };
 }
@@ -637,4 +680,4 @@ if (torchFile) {
     console.error(`  ${name.padEnd(52)} ${Number.isFinite(ratio) ? ratio.toFixed(3) : "n/a"}  ${note}`);
   }
 }
-if (json) console.log(JSON.stringify({ adapter: rt.gpu.adapter.description, rows }));
+if (json) console.log(JSON.stringify({ adapter: rt.gpu.adapter.description, rows, profiles }));

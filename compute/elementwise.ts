@@ -77,10 +77,42 @@ function binaryRaw(op: string, expr: string, a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
+/** Workgroups a column sum aims for (an H100 has 132 SMs): fewer column blocks than this split the rows. */
+const SUM_ROWS_TARGET_GROUPS = 264;
+/** Rows a chunk of a split column sum covers at least (16 per thread), so the split pays for its second pass. */
+const SUM_ROWS_MIN_CHUNK = 64;
+
+/** out [cols] = column sums of grad viewed as [rows, cols], in two passes when the rows are split in chunks. */
+function sumRows(grad: Tensor, rows: number, cols: number, out: Tensor): void {
+  const blocks = Math.ceil(cols / 64);
+  const chunks = Math.max(
+    1,
+    Math.min(Math.ceil(SUM_ROWS_TARGET_GROUPS / blocks), Math.floor(rows / SUM_ROWS_MIN_CHUNK)),
+  );
+  const perChunk = Math.ceil(rows / chunks);
+  const used = Math.ceil(rows / perChunk);
+  const partials = used === 1 ? out : empty([used, cols]); // partials: [chunks, cols]
+  const params = header(cols, 0, perChunk);
+  packDims(params, [rows]);
+  rt().dispatch(spec("sum_rows", ["read", "write"]), params, [grad.range, partials.range], [blocks, used, 1]);
+  if (used > 1) {
+    sumRows(partials, used, cols, out);
+    partials.dispose();
+  }
+}
+
 /** Sums `grad` down to `shape` (the reverse of broadcasting `shape` up to grad.shape). */
 export function sumTo(grad: Tensor, shape: readonly number[]): Tensor {
   if (grad.shape.length === shape.length && grad.shape.every((d, i) => d === shape[i])) return copy(grad);
   const ndim = grad.shape.length;
+  const size = shape.reduce((x, y) => x * y, 1);
+  const lead = ndim - shape.length;
+  // Reducing only leading dims (a bias broadcast over rows): a column sum, parallel over the rows too.
+  if (lead >= 0 && shape.every((d, i) => d === grad.shape[lead + i])) {
+    const out = empty(shape);
+    sumRows(grad, grad.size / size, size, out);
+    return out;
+  }
   const padded = [...new Array(ndim - shape.length).fill(1), ...shape];
   const kept = padded.map((d, i) => (d === grad.shape[i] ? d : 1));
   const reduced = padded.map((d, i) => (d === grad.shape[i] ? 1 : grad.shape[i]));

@@ -153,6 +153,30 @@ fn sum_to(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   red_out[j] = total;
 }
 
+// Column sums of grad viewed as [rows, n] (a broadcast reduced over its leading dims: bias gradients). A
+// workgroup owns 64 columns and p.count rows (a chunk; chunk wid.y writes its partial sums at row wid.y of
+// red_out); four threads per column take every fourth row, then add their sums in a fixed order.
+const SUM_COLS: u32 = 64u;
+var<workgroup> col_partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn sum_rows(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
+  let c = wid.x * SUM_COLS + tid % SUM_COLS;
+  let lane = tid / SUM_COLS;
+  let rows = dim(p.shape, 0u);
+  let r_end = min(rows, (wid.y + 1u) * p.count);
+  var total = 0.0;
+  if (c < p.n) {
+    for (var r = wid.y * p.count + lane; r < r_end; r += 4u) { total += red_grad[r * p.n + c]; }
+  }
+  col_partial[tid] = total;
+  workgroupBarrier();
+  if (lane == 0u && c < p.n) {
+    red_out[wid.y * p.n + c] = (col_partial[tid] + col_partial[tid + 64u]) +
+      (col_partial[tid + 128u] + col_partial[tid + 192u]);
+  }
+}
+
 // Raw 32-bit fill (tests poison fresh outputs with NaN bits so unwritten elements fail).
 @group(0) @binding(1) var<storage, read_write> bits_out: array<u32>;
 

@@ -40,21 +40,25 @@ const NF4_WORD_DOT = `fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
 const NF4_SCALES: Record<Nf4Scales["kind"], { decl: string; prologue: string }> = {
   f32: {
     decl: `@group(0) @binding(6) var<storage, read> W_absmax: array<f32>;
-fn chunk_scale(c: u32) -> f32 { return W_absmax[c >> 1u]; }`,
+alias Scale = f32;
+fn load_scale(c: u32) -> Scale { return W_absmax[c >> 1u]; }
+fn scale_value(s: Scale) -> f32 { return s; }`,
     prologue: "",
   },
-  // Two chunks per 64-weight block; four 8-bit codes per word; one second-level scale per 256 blocks. The
-  // 8-bit map is staged in workgroup memory, so a scale costs no dependent global load.
+  // Two chunks per 64-weight block; four 8-bit codes per word; one second-level scale per 256 blocks. The load
+  // fetches the block's code and second-level scale; the 8-bit map, staged in workgroup memory, is read when the
+  // chunk is multiplied (the first loads are issued before the map is staged).
   double: {
     decl: `@group(0) @binding(6) var<storage, read> W_q: array<u32>;
 @group(0) @binding(7) var<storage, read> W_code: array<f32>;
 @group(0) @binding(8) var<storage, read> W_absmax2: array<f32>;
 var<workgroup> code_table: array<f32, 256>;
-fn chunk_scale(c: u32) -> f32 {
+struct Scale { code: u32, absmax2: f32 }
+fn load_scale(c: u32) -> Scale {
   let block = c >> 1u;
-  let q = (W_q[block >> 2u] >> ((block & 3u) * 8u)) & 255u;
-  return code_table[q] * W_absmax2[block / 256u] + p.absmax_offset;
-}`,
+  return Scale((W_q[block >> 2u] >> ((block & 3u) * 8u)) & 255u, W_absmax2[block / 256u]);
+}
+fn scale_value(s: Scale) -> f32 { return code_table[s.code] * s.absmax2 + p.absmax_offset; }`,
     prologue: "  code_table[tid] = W_code[tid];",
   },
 };
@@ -92,19 +96,19 @@ ${NF4_LEVEL_WGSL}
 var<workgroup> nf4_table: array<f32, 16>;
 ${NF4_WORD_DOT}
 struct Slice { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
-struct Chunk { w: vec4<u32>, scale: f32 }
+struct Chunk { w: vec4<u32>, scale: Scale }
 fn chunk_x(i: u32) -> Slice {
   return Slice(x_seg[i], x_seg[SEG + i], x_seg[2u * SEG + i], x_seg[3u * SEG + i], x_seg[4u * SEG + i],
     x_seg[5u * SEG + i], x_seg[6u * SEG + i], x_seg[7u * SEG + i]);
 }
 fn load_chunk(row: u32, c: u32) -> Chunk {
   let g = row * (p.K / 32u) + c;
-  return Chunk(W[g], chunk_scale(g));
+  return Chunk(W[g], load_scale(g));
 }
 fn chunk_dot(ch: Chunk, xs: Slice) -> f32 {
   let w = ch.w;
   return (word_dot(w.x, xs.v0, xs.v1) + word_dot(w.y, xs.v2, xs.v3) + word_dot(w.z, xs.v4, xs.v5) +
-    word_dot(w.w, xs.v6, xs.v7)) * ch.scale;
+    word_dot(w.w, xs.v6, xs.v7)) * scale_value(ch.scale);
 }`;
 }
 
@@ -174,13 +178,18 @@ const RESERVED_WORKGROUP_BYTES = 8192;
 
 const segments = new Map<string, number>();
 
-/** Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory. */
-function segmentChunks(k: number, storage: GemvWeight): number {
-  const key = `${storage}|${k}`;
+/**
+ * Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory, else a multiple of the
+ * lanes (a lane's chunks then continue from one segment into the next, so its next load is known early).
+ */
+function segmentChunks(k: number, storage: GemvWeight, lanes: number): number {
+  const key = `${storage}|${k}|${lanes}`;
   let segment = segments.get(key);
   if (segment === undefined) {
+    const chunks = k / CHUNK[storage];
     const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - RESERVED_WORKGROUP_BYTES;
-    segment = Math.max(1, Math.min(k / CHUNK[storage], Math.floor(bytes / (CHUNK[storage] * 4))));
+    const fit = Math.floor(bytes / (CHUNK[storage] * 4));
+    segment = fit >= chunks ? chunks : Math.max(lanes, fit - (fit % lanes));
     segments.set(key, segment);
   }
   return segment;
@@ -227,10 +236,10 @@ function kernel(
         ACC_DECL: rows.map((j) =>
           `  var acc${j} = 0.0;\n  let row${j} = min(first_row + local_row + ${j}u, last);\n  var next${j}: Chunk;`
         ).join("\n"),
-        PREFETCH_FIRST: rows.map((j) => `    if (lane < seg) { next${j} = load_chunk(row${j}, s0 + lane); }`)
+        PREFETCH_FIRST: rows.map((j) => `  if (lane < chunks) { next${j} = load_chunk(row${j}, lane); }`)
           .join("\n"),
         ROW_UPDATES: rows.map((j) =>
-          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, s0 + i + LANES); }\n` +
+          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, i + LANES); }\n` +
           `      acc${j} += chunk_dot(w${j}, xs);`
         ).join("\n"),
         PARTIAL_STORE: rows.map((j) => `  partial[lane * ROWS + local_row + ${j}u] = acc${j};`).join("\n"),
@@ -286,7 +295,8 @@ export function gemvInto(
   if ((storage === "nf4") !== (scales !== null)) {
     throw new TypeError(`gemv: ${storage} weights ${storage === "nf4" ? "need" : "take no"} NF4 scales`);
   }
-  const spec = kernel(layout, storage, scales?.kind ?? null, segmentChunks(k, storage), norm?.kind ?? "none");
+  const segment = segmentChunks(k, storage, layout.lanes);
+  const spec = kernel(layout, storage, scales?.kind ?? null, segment, norm?.kind ?? "none");
   const aux = epilogue.kind === "residual"
     ? epilogue.residual
     : epilogue.kind === "silu-gate"

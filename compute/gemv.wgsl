@@ -77,10 +77,14 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let local_row = (tid / LANES) * RPT;
   // Rows past N repeat the last row: their sums are computed and never stored, so the loop needs no branch.
   let last = p.N - 1u;
+  let chunks = p.K / CHUNK;
+  // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
+  // flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
+  // lane, lane + LANES, ... across segments (SEG is a multiple of LANES when x takes several).
+{{ACC_DECL}}
+{{PREFETCH_FIRST}}
 {{PROLOGUE}}
   norm_stats(tid);
-{{ACC_DECL}}
-  let chunks = p.K / CHUNK;
   for (var s0 = 0u; s0 < chunks; s0 += SEG) {
     let seg = min(SEG, chunks - s0);
     workgroupBarrier();
@@ -90,12 +94,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
     }
     workgroupBarrier();
-    // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
-    // flight while it computes (rows are clamped, chunks past the segment are never read).
-{{PREFETCH_FIRST}}
-    for (var i = lane; i < seg; i += LANES) {
-      let xs = chunk_x(i);
-      let more = i + LANES < seg;
+    for (var i = s0 + lane; i < s0 + seg; i += LANES) {
+      let xs = chunk_x(i - s0);
+      let more = i + LANES < chunks;
 {{ROW_UPDATES}}
     }
   }

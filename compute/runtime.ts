@@ -241,7 +241,7 @@ export class Runtime {
       });
       this.bindGroups.set(bindKey, group);
     }
-    const pass = this.computePass();
+    const pass = this.profiler ? this.profiledPass(spec, groups) : this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group, [paramOffset]);
     let [x, y, z] = typeof groups === "number" ? [groups, 1, 1] : groups;
@@ -274,6 +274,41 @@ export class Runtime {
       this.timing = null;
     }
     return this.pass;
+  }
+
+  /** Set while `profile` runs: every dispatch gets its own pass with timestamps around it. */
+  private profiler: DispatchProfiler | null = null;
+
+  private profiledPass(spec: KernelSpec, groups: number | [number, number, number]): GPUComputePassEncoder {
+    if (this.pass) this.pass.end();
+    this.encoder ??= this.gpu.device.createCommandEncoder();
+    this.passCount++;
+    this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler!.next(spec, groups) });
+    return this.pass;
+  }
+
+  /**
+   * GPU time per kernel of everything `work` dispatches (it may await readbacks): each dispatch runs in its own
+   * compute pass between two timestamps, so gaps between dispatches are not counted and the dispatches do not
+   * overlap. Rows are per kernel (file:entry) and workgroup grid, slowest first. Null without timestamp queries.
+   */
+  async profile(work: () => unknown): Promise<KernelTime[] | null> {
+    if (!this.gpu.device.features.has("timestamp-query")) return null;
+    if (this.profiler || this.timed) throw new Error("profile: a measurement is already in progress");
+    this.flush();
+    const profiler = new DispatchProfiler(this.gpu.device);
+    this.profiler = profiler;
+    try {
+      await work();
+      this.flush();
+    } finally {
+      this.profiler = null;
+    }
+    try {
+      return await profiler.read((p) => this.gpu.guard(p));
+    } finally {
+      profiler.destroy();
+    }
   }
 
   private timing: { querySet: GPUQuerySet } | null = null;
@@ -418,6 +453,75 @@ export class Runtime {
     this.flush();
     this.bindGroups.clear();
     this.pool.trim();
+  }
+}
+
+/** One row of a profile: a kernel at one workgroup grid, its dispatch count and total GPU time. */
+export interface KernelTime {
+  kernel: string;
+  grid: string;
+  count: number;
+  ms: number;
+}
+
+/** WebGPU's largest query set. */
+const QUERIES_PER_SET = 4096;
+
+/** The timestamp query sets of one profile, a pair of queries per dispatch. */
+class DispatchProfiler {
+  private sets: GPUQuerySet[] = [];
+  private labels: string[] = [];
+  constructor(private device: GPUDevice) {}
+
+  next(spec: KernelSpec, groups: number | [number, number, number]): GPUComputePassTimestampWrites {
+    const index = this.labels.length;
+    const slot = (2 * index) % QUERIES_PER_SET;
+    if (slot === 0) this.sets.push(this.device.createQuerySet({ type: "timestamp", count: QUERIES_PER_SET }));
+    const name = spec.file.pathname.split("/").pop()!.replace(/\.wgsl$/, "");
+    this.labels.push(`${name}:${spec.entry}\u0000${typeof groups === "number" ? groups : groups.join("x")}`);
+    return { querySet: this.sets.at(-1)!, beginningOfPassWriteIndex: slot, endOfPassWriteIndex: slot + 1 };
+  }
+
+  async read(guard: (p: Promise<void>) => Promise<void>): Promise<KernelTime[]> {
+    const bytes = 2 * this.labels.length * 8;
+    const resolved = this.device.createBuffer({
+      size: Math.max(8, bytes),
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = this.device.createBuffer({
+      size: Math.max(8, bytes),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const encoder = this.device.createCommandEncoder();
+      this.sets.forEach((set, i) => {
+        const count = Math.min(QUERIES_PER_SET, 2 * this.labels.length - i * QUERIES_PER_SET);
+        encoder.resolveQuerySet(set, 0, count, resolved, i * QUERIES_PER_SET * 8);
+      });
+      encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+      this.device.queue.submit([encoder.finish()]);
+      await guard(staging.mapAsync(GPUMapMode.READ));
+      const stamps = new BigUint64Array(staging.getMappedRange().slice(0, bytes));
+      staging.unmap();
+      const rows = new Map<string, KernelTime>();
+      this.labels.forEach((label, i) => {
+        let row = rows.get(label);
+        if (!row) {
+          const [kernel, grid] = label.split("\u0000");
+          rows.set(label, row = { kernel, grid, count: 0, ms: 0 });
+        }
+        row.count++;
+        row.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+      });
+      return [...rows.values()].sort((a, b) => b.ms - a.ms);
+    } finally {
+      resolved.destroy();
+      staging.destroy();
+    }
+  }
+
+  destroy(): void {
+    for (const set of this.sets) set.destroy();
   }
 }
 

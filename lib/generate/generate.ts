@@ -142,6 +142,17 @@ async function decodeGreedy(
       "i32",
     ))
     : undefined;
+  // Every step's positions in one buffer written once: step s feeds the token of step s − 1, which sits in column
+  // length + s − 1. Steps bind the whole buffer at an offset, so they all share their bind groups (creating one
+  // costs the host more than encoding the dispatch).
+  const positions = keep(tensor(
+    Int32Array.from({ length: maxNewTokens * stride }, (_, i) => {
+      const b = i % stride;
+      return b < batch ? length + Math.floor(i / stride) - 1 - pad[b] : 0;
+    }),
+    [maxNewTokens * stride],
+    "i32",
+  ));
   const queued: { steps: number; ids: Promise<Int32Array> }[] = [];
   let next = 0; // the first step not yet encoded
   let last = 0; // the slot of the last encoded step
@@ -155,17 +166,12 @@ async function decodeGreedy(
     argmax(lastLogits(model, model.hidden(ids, { positions, caches, keyMask })), slot(0));
   };
   const decode = (steps: number) => {
-    // Step s feeds the token of step s − 1, which sits in column length + s − 1.
-    const host = new Int32Array(steps * stride);
     for (let j = 0; j < steps; j++) {
-      for (let b = 0; b < batch; b++) host[j * stride + b] = length + next + j - 1 - pad[b];
-    }
-    const positions = tensor(host, [steps * stride], "i32");
-    for (let j = 0; j < steps; j++) {
+      const step = next + j;
       rt().asOneSubmission(() =>
         tidy(() => {
           const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
-          const stepPositions = positions.rows(j * stride, j * stride + batch).reshape([batch, 1]);
+          const stepPositions = positions.rows(step * stride, step * stride + batch).reshape([batch, 1]);
           argmax(
             lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })),
             slot(j),
@@ -197,6 +203,7 @@ async function decodeGreedy(
     // Windows left queued are dropped unread; a device error there resurfaces at the next submission.
     for (const window of queued) window.ids.catch(() => {});
     slots.dispose();
+    positions.dispose();
     keyMask?.dispose();
     for (const cache of caches) cache.dispose();
   }

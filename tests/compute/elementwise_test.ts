@@ -39,6 +39,10 @@ const CASES: [number[], number[]][] = [
   [[3, 1, 17], [1, 5, 1]],
   [[300], [1]],
   [[2, 3, 4, 5], [3, 1, 5]],
+  // Reductions over leading dims only (bias gradients): column sums, in row chunks and a second pass.
+  [[333, 70], [70]],
+  [[3, 100, 30], [100, 30]],
+  [[2, 50, 9], [9]],
 ];
 
 for (

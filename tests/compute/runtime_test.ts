@@ -151,3 +151,30 @@ gpuTest(
     y.dispose();
   },
 );
+
+gpuTest(
+  "runtime: profile times every dispatch, past one query set, across readbacks, and results are unchanged",
+  async () => {
+    const rt = await initRuntime();
+    if (!rt.gpu.device.features.has("timestamp-query")) return;
+    const x = keep(empty([256]));
+    const y = keep(empty([256]));
+    fill(x, 0);
+    fill(y, 1);
+    // 2100 dispatches need two query sets of 4096 timestamps; a readback midway submits what came before.
+    const rows = await rt.profile(async () => {
+      for (let i = 0; i < 1050; i++) axpby(x, y, 1, 1);
+      await x.toArray();
+      for (let i = 0; i < 1050; i++) axpby(x, y, 1, 1);
+    });
+    assert.ok(rows !== null);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].kernel, "elementwise:accumulate");
+    assert.equal(rows[0].count, 2100);
+    assert.ok(rows[0].ms > 0 && Number.isFinite(rows[0].ms), `total ${rows[0].ms} ms`);
+    assert.deepEqual(await x.toArray(), new Array(256).fill(2100));
+    await assert.rejects(rt.profile(() => rt.profile(() => {})), /already in progress/);
+    x.dispose();
+    y.dispose();
+  },
+);
