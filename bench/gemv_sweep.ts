@@ -3,7 +3,9 @@
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
  * test on the CPU driver); --shape I: only the I-th shape (a process per shape gives steadier figures on the
- * H200, where shapes measured after the first in one process came out several times slower).
+ * H200, where shapes measured after the first in one process came out several times slower). Each run reads
+ * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
+ * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
 import {
   GEMV_LAYOUTS,
@@ -37,21 +39,27 @@ const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
 
 const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
 
+/** Weight bytes the copies of one shape add up to at least: several times an H100/H200's 50 MB L2. */
+const COLD_BYTES = 192 * 2 ** 20;
+const MAX_COPIES = 256;
+
 const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
 for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
   const x = fillNormal(keep(empty([1, k])), 2, 1);
   const y = keep(empty([n]));
-  let run: (layout: GemvLayout) => void;
-  let bytes: number;
-  let release: () => void;
-  if (storage === "f32" || storage === "f16") {
-    const weight = fillNormal(keep(empty([n, k], storage)), 1, 0.02);
-    bytes = weight.bytes;
-    run = (layout) => gemvInto(y.range, x.range, weight.range, storage, n, k, null, false, null, layout);
-    release = () => weight.dispose();
-  } else {
-    const w = fillNormal(keep(empty([n, k])), 1, 0.02);
+  const copies: { run: (layout: GemvLayout) => void; bytes: number; release: () => void }[] = [];
+  const copy = async (seed: number) => {
+    if (storage === "f32" || storage === "f16") {
+      const weight = fillNormal(keep(empty([n, k], storage)), seed, 0.02);
+      return {
+        run: (layout: GemvLayout) =>
+          gemvInto(y.range, x.range, weight.range, storage, n, k, null, false, null, layout),
+        bytes: weight.bytes,
+        release: () => weight.dispose(),
+      };
+    }
+    const w = fillNormal(keep(empty([n, k])), seed, 0.02);
     const q = await quantizeNf4(w, storage === "nf4-double");
     w.dispose();
     const scales: Nf4Scales = q.absmax ? { kind: "f32", absmax: q.absmax.range } : {
@@ -61,10 +69,20 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
       absmax2: q.double!.absmax2.range,
       offset: q.double!.offset,
     };
-    bytes = nf4Bytes(q);
-    run = (layout) => gemvInto(y.range, x.range, q.packed.range, "nf4", n, k, null, false, scales, layout);
-    release = () => disposeNf4(q);
-  }
+    return {
+      run: (layout: GemvLayout) =>
+        gemvInto(y.range, x.range, q.packed.range, "nf4", n, k, null, false, scales, layout),
+      bytes: nf4Bytes(q),
+      release: () => disposeNf4(q),
+    };
+  };
+  copies.push(await copy(1));
+  const bytes = copies[0].bytes;
+  const count = Math.min(MAX_COPIES, Math.ceil(COLD_BYTES / bytes));
+  while (copies.length < count) copies.push(await copy(copies.length + 1));
+  let turn = 0;
+  const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
+  const release = () => copies.forEach((c) => c.release());
   const chosen = gemvLayout(n, k, storage === "nf4-double" ? "nf4" : storage);
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {
@@ -78,9 +96,13 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
       samples.push((ms ?? NaN) / 10);
     }
     const ms = samples.sort((a, b) => a - b)[1];
-    const mark = JSON.stringify(layout) === JSON.stringify(chosen) ? " *" : "";
+    const same = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread &&
+      (layout.prefetch ?? 1) === (chosen.prefetch ?? 1);
+    const mark = same ? " *" : "";
     results.push(
-      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
+      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread} prefetch ${
+        layout.prefetch ?? 1
+      }: ` +
         `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
     );
   }
