@@ -14,6 +14,7 @@ import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
+import { timeCalls } from "./timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
 import { generate } from "../lib/generate/generate.ts";
@@ -65,30 +66,6 @@ function record(row: Row): void {
   );
 }
 
-/**
- * Median time (ms) of one `fn` call over `reps` runs of `inner` calls: GPU time from timestamp queries where the
- * device has them (host latency such as readback polling excluded), else wall clock closed by a GPU sync.
- */
-async function time(rt: Runtime, fn: () => void, reps: number, inner = 1): Promise<number> {
-  fn();
-  await rt.sync();
-  const samples: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const gpu = await rt.gpuTime(() => {
-      for (let i = 0; i < inner; i++) fn();
-    });
-    if (gpu !== null) {
-      samples.push(gpu / inner);
-      continue;
-    }
-    const t0 = performance.now();
-    for (let i = 0; i < inner; i++) fn();
-    await rt.sync();
-    samples.push((performance.now() - t0) / inner);
-  }
-  return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)];
-}
-
 function randomTensor(shape: number[], seed: number, std = 1, dtype: "f32" | "f16" = "f32"): Tensor {
   return fillNormal(keep(empty(shape, dtype, "bench")), seed, std);
 }
@@ -131,7 +108,7 @@ async function micro(rt: Runtime): Promise<void> {
   // Copy bandwidth (bytes read + written), the memory ceiling the GEMV is judged against.
   const n = Math.min((quick ? 16 : 256) * 2 ** 20, Math.floor(rt.gpu.maxBindingSize / 4 / 2 ** 20) * 2 ** 20);
   const src = randomTensor([n], 1);
-  const copyMs = await time(rt, () => copy(src).dispose(), 5, 5);
+  const copyMs = await timeCalls(rt, () => copy(src).dispose(), 5);
   record({
     suite: "micro",
     name: `copy ${(n * 4) / 2 ** 20} MiB (read+write)`,
@@ -156,7 +133,7 @@ async function micro(rt: Runtime): Promise<void> {
     const a = randomTensor([m, k], 2);
     const b = randomTensor(transB ? [nn, k] : [k, nn], 3);
     const c = keep(empty([m, nn], "f32", "bench"));
-    const ms = await time(rt, () => matmulInto(c, a, b, { transB }), 3, 2);
+    const ms = await timeCalls(rt, () => matmulInto(c, a, b, { transB }), 3);
     record({
       suite: "micro",
       name,
@@ -192,11 +169,10 @@ async function micro(rt: Runtime): Promise<void> {
       }
       const x = randomTensor([1, inp], 5);
       let turn = 0;
-      const ms = await time(
+      const ms = await timeCalls(
         rt,
         () => noGrad(() => tidy(() => nf4Linear(x, copies[turn++ % copies.length]).dispose())),
         5,
-        20,
       );
       record({
         suite: "micro",
@@ -217,7 +193,7 @@ async function micro(rt: Runtime): Promise<void> {
     const w = randomTensor([vocab, 3584], 12, 0.02, "f16");
     const x = randomTensor([1, 3584], 13);
     const y = keep(empty([1, vocab], "f32", "bench"));
-    const ms = await time(rt, () => matmulInto(y, x, w, { transB: true }), 3, 5);
+    const ms = await timeCalls(rt, () => matmulInto(y, x, w, { transB: true }), 3);
     record({
       suite: "micro",
       name: `f16 gemv lm_head ${vocab}x3584`,
@@ -234,7 +210,7 @@ async function micro(rt: Runtime): Promise<void> {
   const kk = randomTensor([b, t, hkv, d], 7);
   const v = randomTensor([b, t, hkv, d], 8);
   const flops = 4 * b * hq * t * t * d / 2;
-  const fwd = await time(rt, () => noGrad(() => attention(q, kk, v, { causal: true }).dispose()), 3, 3);
+  const fwd = await timeCalls(rt, () => noGrad(() => attention(q, kk, v, { causal: true }).dispose()), 3);
   record({
     suite: "micro",
     name: "attention prefill fwd 8x256 28/4 heads d128",
@@ -243,7 +219,7 @@ async function micro(rt: Runtime): Promise<void> {
     note: `${fwd.toFixed(2)} ms`,
   });
   q.requiresGrad = true;
-  const fwdBwd = await time(rt, () => {
+  const fwdBwd = await timeCalls(rt, () => {
     const out = keep(attention(q, kk, v, { causal: true }));
     backward(out, out);
     out.dispose();
@@ -260,7 +236,7 @@ async function micro(rt: Runtime): Promise<void> {
   const q1 = randomTensor([1, 1, hq, d], 9);
   const k1 = randomTensor([1, 512, hkv, d], 10);
   const v1 = randomTensor([1, 512, hkv, d], 11);
-  const dec = await time(rt, () => noGrad(() => attention(q1, k1, v1, { causal: true }).dispose()), 5, 20);
+  const dec = await timeCalls(rt, () => noGrad(() => attention(q1, k1, v1, { causal: true }).dispose()), 5);
   record({ suite: "micro", name: "attention decode 1 query x 512 keys", value: dec * 1000, unit: "us" });
   for (const x of [q, kk, v, q1, k1, v1]) x.dispose();
 }

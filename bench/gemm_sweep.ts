@@ -16,6 +16,7 @@ import { disposeNf4, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
+import { timeCalls } from "./timing.ts";
 
 const TILES: Tile[] = [
   ...TILE_CANDIDATES,
@@ -62,16 +63,7 @@ for (const [m, n, k, transB, nf4] of only === null ? SHAPES : [SHAPES[only]]) {
     const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
     if (threads > rt.gpu.device.limits.maxComputeInvocationsPerWorkgroup) continue;
     const run = () => matmulInto(c, a, b, { transB, tile });
-    run();
-    await rt.sync();
-    const samples: number[] = [];
-    for (let r = 0; r < 3; r++) {
-      const ms = await rt.gpuTime(() => {
-        for (let i = 0; i < 3; i++) run();
-      });
-      samples.push((ms ?? NaN) / 3);
-    }
-    const ms = samples.sort((x, y) => x - y)[1];
+    const ms = await timeCalls(rt, run, 3);
     console.log(
       `${m}x${n}x${k}${transB ? " Bt" : ""}${nf4 ? " nf4" : ""}  tile ${tile.BM}x${tile.BN}x${tile.BK} ` +
         `${tile.TM}x${tile.TN}: ${ms.toFixed(3)} ms ${(2 * m * n * k / ms / 1e9).toFixed(2)} TFLOP/s`,

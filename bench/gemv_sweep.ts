@@ -2,8 +2,7 @@
  * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
- * test on the CPU driver); --shape I: only the I-th shape (a process per shape gives steadier figures on the
- * H200, where shapes measured after the first in one process came out several times slower). Each run reads
+ * test on the CPU driver); --shape I: only the I-th shape. Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -19,6 +18,7 @@ import { disposeNf4, nf4Bytes, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
+import { timeCalls } from "./timing.ts";
 
 type Storage = GemvWeight | "nf4-double";
 const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
@@ -86,16 +86,7 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
   const chosen = gemvLayout(n, k, storage === "nf4-double" ? "nf4" : storage);
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {
-    run(layout);
-    await rt.sync();
-    const samples: number[] = [];
-    for (let r = 0; r < 3; r++) {
-      const ms = await rt.gpuTime(() => {
-        for (let i = 0; i < 10; i++) run(layout);
-      });
-      samples.push((ms ?? NaN) / 10);
-    }
-    const ms = samples.sort((a, b) => a - b)[1];
+    const ms = await timeCalls(rt, () => run(layout), 3);
     const same = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread &&
       (layout.prefetch ?? 1) === (chosen.prefetch ?? 1);
     const mark = same ? " *" : "";
