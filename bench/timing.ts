@@ -1,13 +1,16 @@
 /**
  * GPU timing for the bench and the sweeps. Each sample is one compute pass of back-to-back calls lasting at
- * least MIN_PASS_MS, after a pass of the same length to warm up: short passes separated by readbacks (Deno
- * polls for a readback about every 10 ms) leave the GPU mostly idle, and kernels timed that way came out
- * several times slower as a process went on (bench/results/h100-2026-11-28k*.txt).
+ * least MIN_PASS_MS, after warm-up passes until the pass time stops falling: a GPU left mostly idle (short
+ * passes between readbacks, which Deno polls for about every 10 ms; building weights) lowers its clock, on an
+ * H100 from 1980 MHz to ~450 MHz within seconds, and takes seconds of load to come back
+ * (bench/results/h100-2026-11-28k-clocks.csv), so kernels timed on a cold clock came out several times slower.
  */
 import type { Runtime } from "../compute/runtime.ts";
 
 /** GPU time one sample pass lasts at least. */
 const MIN_PASS_MS = 25;
+/** Warm-up passes at most (5 s at MIN_PASS_MS), stopping once a pass is no faster than the one before. */
+const MAX_WARM_PASSES = 200;
 
 /**
  * Median time (ms) of one `fn` call over `reps` passes: GPU time from timestamp queries where the device has
@@ -28,7 +31,12 @@ export async function timeCalls(rt: Runtime, fn: () => void, reps: number): Prom
   };
   const once = Math.max(await pass(1), 1e-3);
   const calls = Math.max(1, Math.ceil(MIN_PASS_MS / once));
-  await pass(calls);
+  let previous = Infinity;
+  for (let w = 0; w < MAX_WARM_PASSES; w++) {
+    const t = await pass(calls);
+    if (t >= 0.98 * previous) break;
+    previous = t;
+  }
   const samples: number[] = [];
   for (let r = 0; r < reps; r++) samples.push((await pass(calls)) / calls);
   return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)];
