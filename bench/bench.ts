@@ -26,7 +26,7 @@ import type { CausalLM } from "../lib/models/types.ts";
 import { seededRandom } from "../lib/generate/sampling.ts";
 import type { Batch } from "../lib/train/batches.ts";
 import { lrMultiplier } from "../lib/train/schedule.ts";
-import { Optimizer, optimizerStep } from "../lib/train/step.ts";
+import { Optimizer, optimizerStep, type StepResult } from "../lib/train/step.ts";
 
 /** Weight bytes a cold GEMV measurement cycles through: several times an H100/H200's 50 MB L2 cache. */
 const COLD_BYTES = 192 * 2 ** 20;
@@ -309,26 +309,35 @@ async function trainStep(
   );
   const data = { ids, targets, batch, seq, tokens: batch * seq, trainable: batch * (seq - 1) };
   let step = 0;
-  const one = async () => {
-    const { loss } = await optimizerStep(model, params, optimizer, [data], {
+  const start = () =>
+    optimizerStep(model, params, optimizer, [data], {
       lr: 1e-5,
       step: ++step,
       maxGradNorm: 1.0,
       checkpointing,
     });
+  const check = ({ loss }: StepResult) => {
     if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss}`);
   };
-  await one();
-  await profileKernels(rt, `${model.numLayers}-layer ${checkpointing ? "QLoRA" : "full-FT"} step`, one);
+  check(await start());
+  await profileKernels(
+    rt,
+    `${model.numLayers}-layer ${checkpointing ? "QLoRA" : "full-FT"} step`,
+    async () => check(await start()),
+  );
   rt.pool.resetPeak();
-  const samples: number[] = [];
-  for (let i = 0; i < (quick ? 1 : 3); i++) {
-    const t0 = performance.now();
-    await one();
-    samples.push(performance.now() - t0);
+  // As the trainer runs them: step N + 1 is encoded before step N's loss is awaited (lib/train/trainer.ts).
+  const steps = quick ? 2 : 6;
+  const t0 = performance.now();
+  let previous: Promise<StepResult> | null = null;
+  for (let i = 0; i < steps; i++) {
+    const current = start();
+    if (previous) check(await previous);
+    previous = current;
   }
+  check(await previous!);
   return {
-    ms: samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)],
+    ms: (performance.now() - t0) / steps,
     peak: rt.pool.stats().peakAllocatedBytes,
     peakLive: rt.pool.stats().peakLiveBytes,
   };
@@ -410,16 +419,23 @@ async function seedRecipe(rt: Runtime): Promise<void> {
   const total = quick ? 3 : steps.length;
   const losses: number[] = [];
   const t0 = performance.now();
+  // Step s + 1 is encoded before step s's loss is awaited, as the trainer does.
+  let previous: Promise<StepResult> | null = null;
+  const take = ({ loss }: StepResult) => {
+    if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss} at step ${losses.length + 1}`);
+    losses.push(loss);
+  };
   for (let s = 0; s < total; s++) {
-    const { loss } = await optimizerStep(model, params, optimizer, steps[s], {
+    const current = optimizerStep(model, params, optimizer, steps[s], {
       lr: recipe.lr * lrMultiplier(recipe.schedule, s, recipe.warmupSteps, recipe.steps),
       step: s + 1,
       maxGradNorm: recipe.maxGradNorm,
       checkpointing: true,
     });
-    if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss} at step ${s + 1}`);
-    losses.push(loss);
+    if (previous) take(await previous);
+    previous = current;
   }
+  take(await previous!);
   const seconds = (performance.now() - t0) / 1000;
   const tokens = steps.slice(0, total).flat().reduce((n, b) => n + b.ids.length, 0);
   record({

@@ -102,9 +102,10 @@ export interface StepOptions {
 /**
  * One optimizer step over `batches` (gradient accumulation): each micro-batch's loss, scaled by 1 / batches, is
  * backpropagated; the gradients are clipped to `maxGradNorm`, the optimizer steps and the gradients are zeroed.
- * The step's mean loss and its gradient norm come back in one readback (each readback waits for the GPU).
+ * The step is encoded and submitted when this returns; the promise resolves with its mean loss and gradient
+ * norm, read back together. Callers may encode the next step before awaiting it (see lib/train/trainer.ts).
  */
-export async function optimizerStep(
+export function optimizerStep(
   model: CausalLM,
   params: Tensor[],
   optimizer: Optimizer,
@@ -130,7 +131,9 @@ export async function optimizerStep(
   rt().copy(norm.range, { ...both.range, offset: both.range.offset + 4, size: 4 }, 4);
   meanLoss!.dispose();
   norm.dispose();
-  const [loss, gradNorm] = await both.read() as Float32Array;
+  // The copy to the host is encoded (and submitted) by read() before it first awaits, so the buffer can go back
+  // to the pool now: later work that reuses it runs after the copy.
+  const values = both.read() as Promise<Float32Array>;
   both.dispose();
-  return { loss, gradNorm };
+  return values.then(([loss, gradNorm]) => ({ loss, gradNorm }));
 }

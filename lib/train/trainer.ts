@@ -18,7 +18,7 @@ import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type Batch, lengthGroupedBatches, packedBatches } from "./batches.ts";
 import type { TrainConfig } from "./config.ts";
 import { saveModelFolder } from "./export.ts";
-import { Optimizer, optimizerStep } from "./step.ts";
+import { Optimizer, optimizerStep, type StepResult } from "./step.ts";
 import {
   encodeExample,
   promptIds,
@@ -261,13 +261,44 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     };
 
     const started = performance.now();
+    let lastReport = started;
+    // Steps are reported one behind: step N + 1 is encoded and submitted before step N's loss is awaited. A
+    // readback holds the host until the GPU is idle and answers about 10 ms later (Deno polls the device), so
+    // awaiting each step before encoding the next left the GPU idle for that long every step.
+    let inFlight:
+      | { step: number; epoch: number; lr: number; tokens: number; result: Promise<StepResult> }
+      | null = null;
+    const report = async () => {
+      if (!inFlight) return;
+      const done = inFlight;
+      inFlight = null;
+      const { loss, gradNorm } = await done.result;
+      position.losses.push(loss);
+      const now = performance.now();
+      hooks.onStep?.({
+        step: done.step,
+        totalSteps,
+        epoch: done.epoch,
+        loss,
+        lr: done.lr,
+        grad_norm: gradNorm,
+        tokens_per_second: done.tokens / ((now - lastReport) / 1000),
+        gpu_bytes: runtime.pool.stats().peakAllocatedBytes,
+        elapsedSeconds: (now - started) / 1000,
+      });
+      lastReport = now;
+      runtime.pool.resetPeak();
+      if (!Number.isFinite(loss)) {
+        throw new RangeError(`loss became ${loss} at step ${done.step}; lower the learning rate`);
+      }
+    };
+    runtime.pool.resetPeak();
     while (position.step < totalSteps) {
       if (hooks.signal?.aborted) {
+        await report();
         await save();
         throw new DOMException(`training cancelled at step ${position.step}`, "AbortError");
       }
-      const stepStart = performance.now();
-      runtime.pool.resetPeak();
       const lr = config.lr * lrMultiplier(config.schedule, position.step, config.warmupSteps, totalSteps);
       const stepBatches: Batch[] = [];
       for (let micro = 0; micro < config.gradAccum; micro++) {
@@ -279,38 +310,29 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         }
         stepBatches.push(batch);
       }
-      const tokens = stepBatches.reduce((n, b) => n + b.tokens, 0);
-      const { loss, gradNorm } = await optimizerStep(model, params, optimizer, stepBatches, {
+      const result = optimizerStep(model, params, optimizer, stepBatches, {
         lr,
         step: position.step + 1,
         maxGradNorm: config.maxGradNorm,
         checkpointing: config.gradientCheckpointing,
       });
+      // Awaited in report(); marked handled now so a failure is not reported as unhandled if an earlier step
+      // throws first.
+      result.catch(() => {});
       position.step++;
-      position.losses.push(loss);
-      const seconds = (performance.now() - stepStart) / 1000;
-      hooks.onStep?.({
-        step: position.step,
-        totalSteps,
-        epoch: position.epoch,
-        loss,
-        lr,
-        grad_norm: gradNorm,
-        tokens_per_second: tokens / seconds,
-        gpu_bytes: runtime.pool.stats().peakAllocatedBytes,
-        elapsedSeconds: (performance.now() - started) / 1000,
-      });
-      if (!Number.isFinite(loss)) {
-        throw new RangeError(`loss became ${loss} at step ${position.step}; lower the learning rate`);
-      }
-      if (config.sampleEvery > 0 && position.step % config.sampleEvery === 0) {
+      const tokens = stepBatches.reduce((n, b) => n + b.tokens, 0);
+      await report();
+      inFlight = { step: position.step, epoch: position.epoch, lr, tokens, result };
+      const sampleDue = config.sampleEvery > 0 && position.step % config.sampleEvery === 0;
+      const checkpointDue = config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 &&
+        position.step < totalSteps;
+      if (sampleDue || checkpointDue) await report();
+      if (sampleDue) {
         await sample(model, tokenizer, format, data.evalExamples.slice(0, 2), position.step, hooks);
       }
-      if (
-        config.checkpointEvery > 0 && position.step % config.checkpointEvery === 0 &&
-        position.step < totalSteps
-      ) await save();
+      if (checkpointDue) await save();
     }
+    await report();
     await save();
     const trainSeconds = (performance.now() - started) / 1000;
 
