@@ -15,6 +15,12 @@ const FILE = new URL("./loss.wgsl", import.meta.url);
 const WG = 256;
 /** Bytes of one logits chunk when the caller does not choose a chunk. */
 const CHUNK_BYTES = 64 << 20;
+/**
+ * Logits up to this size are kept from the forward pass for the backward instead of recomputed (a vocabulary
+ * matmul saved: 6 % of a rugpt3small full fine-tuning step); larger ones (the 7B's 8 x 256 tokens: 1.25 GB)
+ * are recomputed chunk by chunk.
+ */
+const SAVED_LOGITS_BYTES = 512 << 20;
 
 function kernel(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
   return { file: FILE, entry, bindings, defines: { WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL } };
@@ -92,10 +98,13 @@ function chunkRows(N: number, V: number, C: number, weightDType: "f32" | "f16", 
 export interface LinearCrossEntropyOptions {
   /** Vocabulary rows per chunk (rounded up to the storage alignment); default: 64 MiB of logits. */
   chunk?: number;
+  /** Largest logits (bytes) the backward reuses from the forward rather than recomputes; default 512 MiB. */
+  savedLogitsBytes?: number;
 }
 
 /**
- * mean over non-ignored rows of cross_entropy(h @ weightᵀ, targets), without materialising the logits.
+ * mean over non-ignored rows of cross_entropy(h @ weightᵀ, targets), never materialising more than a chunk of
+ * the logits at once unless the backward keeps them (up to `savedLogitsBytes`).
  * h [N, C] f32, weight [V, C] f32 or f16 (gradient only for f32), targets i32 [N] (-100 = ignore).
  * Returns a scalar (shape []).
  */
@@ -123,32 +132,42 @@ export function linearCrossEntropy(
   if (opts.chunk !== undefined && !(Number.isInteger(opts.chunk) && opts.chunk > 0)) {
     throw new RangeError(`linearCrossEntropy: chunk must be a positive integer, got ${opts.chunk}`);
   }
+  const savedBytes = opts.savedLogitsBytes;
+  if (savedBytes !== undefined && !(savedBytes >= 0)) {
+    throw new RangeError(`linearCrossEntropy: savedLogitsBytes must be a number >= 0, got ${savedBytes}`);
+  }
   const rows = chunkRows(N, V, C, weight.dtype as "f32" | "f16", opts.chunk);
   const state = empty([3, N]); // state: [max, sumexp, target logit] x N
+  const grad = needsGrad(h, weight);
+  const keepLogits = grad && N * V * 4 <= (savedBytes ?? SAVED_LOGITS_BYTES);
+  const chunks: Tensor[] = []; // each chunk's logits [N, v1 - v0], when the backward reuses them
   for (let v0 = 0; v0 < V; v0 += rows) {
     const v1 = Math.min(V, v0 + rows);
     const w = weight.rows(v0, v1); // w: [v1 - v0, C]
     const logits = empty([N, v1 - v0]); // logits: [N, v1 - v0]
     matmulInto(logits, h, w, { transB: true });
     mergeChunk(logits, targets, state, V, v0, v0 === 0);
-    logits.dispose();
+    if (keepLogits) chunks.push(logits);
+    else logits.dispose();
     w.dispose();
   }
   const { lse, loss, count } = finish(targets, state, N, V);
   state.dispose();
-  if (needsGrad(h, weight)) {
+  if (grad) {
     record(
       loss,
       [h, weight, targets],
-      [h, weight, targets, lse, count],
-      (gradOut, [sh, sw, st, slse, scount]) => {
+      [h, weight, targets, lse, count, ...chunks],
+      (gradOut, [sh, sw, st, slse, scount, ...saved]) => {
         const dh = h.requiresGrad ? empty([N, C]) : null; // dh: [N, C]
         const dw = weight.requiresGrad ? empty([V, C]) : null; // dw: [V, C]
-        for (let v0 = 0; v0 < V; v0 += rows) {
+        for (let v0 = 0, c = 0; v0 < V; v0 += rows, c++) {
           const v1 = Math.min(V, v0 + rows);
           const w = sw.rows(v0, v1);
-          const dlogits = empty([N, v1 - v0]); // dlogits: [N, v1 - v0], logits first
-          matmulInto(dlogits, sh, w, { transB: true });
+          // dlogits: [N, v1 - v0], the logits first (kept from the forward or recomputed), made the gradient in
+          // place.
+          const dlogits = saved[c] ?? empty([N, v1 - v0]);
+          if (!saved[c]) matmulInto(dlogits, sh, w, { transB: true });
           logitsGrad(dlogits, st, slse, scount, gradOut, V, v0);
           if (dh) matmulInto(dh, dlogits, w, {}, v0 > 0);
           if (dw) {
@@ -156,13 +175,14 @@ export function linearCrossEntropy(
             matmulInto(dwChunk, dlogits, sh, { transA: true });
             dwChunk.dispose();
           }
-          dlogits.dispose();
+          if (!saved[c]) dlogits.dispose();
           w.dispose();
         }
         return [dh, dw, null];
       },
     );
   }
+  for (const logits of chunks) logits.dispose();
   lse.dispose();
   count.dispose();
   return loss;

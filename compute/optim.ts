@@ -44,7 +44,12 @@ export function adamwStates(params: Tensor[]): AdamWState[] {
  * m = lerp(m, g, 1 − β1); v = β2·v + (1 − β2)·g²; p −= lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps).
  * One kernel per parameter that has a gradient.
  */
-export function adamwStep(params: Tensor[], states: AdamWState[], opts: AdamWOptions): void {
+export function adamwStep(
+  params: Tensor[],
+  states: AdamWState[],
+  opts: AdamWOptions,
+  clipCoef: Tensor | null = null,
+): void {
   const { lr, beta1, beta2, eps, weightDecay, step } = opts;
   if (states.length !== params.length) {
     throw new RangeError(`adamwStep: ${params.length} parameters but ${states.length} states`);
@@ -61,31 +66,33 @@ export function adamwStep(params: Tensor[], states: AdamWState[], opts: AdamWOpt
   params.forEach((p, i) => {
     if (!p.grad) return;
     const update = new Params()
-      .u32(p.size, 0, 0, 0)
+      .u32(p.size, clipCoef ? 1 : 0, 0, 0)
       .f32(1 - lr * weightDecay, beta1, beta2, 1 - beta1, 1 - beta2, lr / bc1, Math.sqrt(bc2), eps);
     const { m, v } = states[i];
     rt().dispatch(
-      kernel("adamw", ["read", "write", "write", "write"]),
+      kernel("adamw", ["read", "write", "write", "write", "read"]),
       update,
-      [p.grad.range, p.range, m.range, v.range],
+      [p.grad.range, p.range, m.range, v.range, (clipCoef ?? p.grad).range],
       Math.ceil(p.size / WG),
     );
   });
 }
 
 /**
- * Scales all gradients together so their global L2 norm is at most maxNorm: each grad *= min(1, maxNorm /
- * (norm + 1e-6)). Returns the norm before clipping, a scalar (shape []) left on the GPU.
+ * Global-norm clipping as torch.nn.utils.clip_grad_norm_ computes it, left on the GPU: [coef, norm], the L2
+ * norm of all gradients together and coef = min(1, maxNorm / (norm + 1e-6)). The optimizer steps multiply
+ * each gradient by coef as they read it (adamwStep, adamw8bitStep), so clipping costs no pass of its own.
  */
-export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
+export function gradClip(params: Tensor[], maxNorm: number): Tensor {
+  if (!(maxNorm > 0)) throw new RangeError(`gradClip: maxNorm must be > 0, got ${maxNorm}`);
   const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
-  for (const g of grads) assertDType("clipGradNorm", g, "f32");
+  for (const g of grads) assertDType("gradClip", g, "f32");
   const groups = grads.map((g) =>
     Math.max(1, Math.min(MAX_NORM_GROUPS, Math.ceil(g.size / (WG * ELEMENTS_PER_THREAD))))
   );
   const partialCount = groups.reduce((a, b) => a + b, 0);
   const partials = empty([Math.max(partialCount, 1)]); // partials: one sum of squares per workgroup
-  const norm = empty([]);
+  const clip = empty([2]); // clip: [coef, norm]
   let base = 0;
   grads.forEach((g, i) => {
     rt().dispatch(
@@ -98,20 +105,12 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
   });
   rt().dispatch(
     kernel("total_norm", ["read", "write"]),
-    new Params().u32(partialCount),
-    [partials.range, norm.range],
+    new Params().u32(partialCount, 0, 0, 0).f32(0, 0, 0, 0, 0, 0, 0, 0, maxNorm),
+    [partials.range, clip.range],
     1,
   );
   partials.dispose();
-  for (const g of grads) {
-    rt().dispatch(
-      kernel("clip_scale", ["read", "write"]),
-      new Params().u32(g.size, 0, 0, 0).f32(0, 0, 0, 0, 0, 0, 0, 0, maxNorm),
-      [norm.range, g.range],
-      Math.ceil(g.size / WG),
-    );
-  }
-  return norm;
+  return clip;
 }
 
 /** Drops every gradient (torch's zero_grad(set_to_none=True)); the next backward starts fresh. */

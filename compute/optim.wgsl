@@ -1,9 +1,11 @@
 // Optimizer kernels: the AdamW update (PyTorch's single-tensor algorithm, one thread per element) and global
-// gradient-norm clipping (sum of squares per workgroup -> one partial each, partials -> total norm in a single
-// workgroup, then every gradient scaled by a coefficient read from the GPU): deterministic, no readbacks.
+// gradient-norm clipping (sum of squares per workgroup -> one partial each, partials -> total norm and clip
+// coefficient in a single workgroup, which the update applies to the gradient as it reads it): deterministic,
+// no readbacks.
 
 struct Params {
   n: u32,
+  // sum_squares: the first partial's index; adamw: 1 when the gradient is multiplied by adam_clip[0].
   base: u32,
   groups: u32,
   _pad: u32,
@@ -28,12 +30,14 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read_write> adam_param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> adam_m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> adam_v: array<f32>;
+@group(0) @binding(5) var<storage, read> adam_clip: array<f32>;
 
 @compute @workgroup_size(WG)
 fn adamw(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n) { return; }
-  let g = adam_grad[i];
+  var g = adam_grad[i];
+  if (p.base != 0u) { g *= adam_clip[0]; }
   let param = adam_param[i] * p.decay;
   // torch.lerp uses this two-sided formula; following it keeps m rounding the same way.
   let m_old = adam_m[i];
@@ -67,26 +71,19 @@ fn sum_squares(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
   if (tid == 0u) { sq_partials[p.base + wid.x] = total; }
 }
 
-// ---- stage 2: norm = sqrt(sum of the n partials), one workgroup ----
+// ---- stage 2: clip = [min(max_norm / (norm + 1e-6), 1), norm] with norm = sqrt(sum of the n partials)
+//      (torch.nn.utils.clip_grad_norm_'s coefficient), one workgroup ----
 @group(0) @binding(1) var<storage, read> norm_partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> norm_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> clip_out: array<f32>;
 
 @compute @workgroup_size(WG)
 fn total_norm(@builtin(local_invocation_index) tid: u32) {
   var sum = 0.0;
   for (var i = tid; i < p.n; i += WG) { sum += norm_partials[i]; }
   let total = workgroup_sum(sum, tid);
-  if (tid == 0u) { norm_out[0] = sqrt(total); }
-}
-
-// ---- stage 3: grad *= min(1, max_norm / (norm + 1e-6)) (torch.nn.utils.clip_grad_norm_) ----
-@group(0) @binding(1) var<storage, read> clip_norm: array<f32>;
-@group(0) @binding(2) var<storage, read_write> clip_grad: array<f32>;
-
-@compute @workgroup_size(WG)
-fn clip_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.n) { return; }
-  let coef = min(p.max_norm / (clip_norm[0] + 1e-6), 1.0);
-  clip_grad[i] *= coef;
+  if (tid == 0u) {
+    let norm = sqrt(total);
+    clip_out[0] = min(p.max_norm / (norm + 1e-6), 1.0);
+    clip_out[1] = norm;
+  }
 }

@@ -13,7 +13,7 @@ import {
 import { backward } from "../../compute/autograd.ts";
 import { axpby, scale } from "../../compute/elementwise.ts";
 import { linearCrossEntropy } from "../../compute/loss.ts";
-import { type AdamWState, adamwStates, adamwStep, clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { type AdamWState, adamwStates, adamwStep, gradClip, zeroGrads } from "../../compute/optim.ts";
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import type { CausalLM } from "../models/types.ts";
@@ -34,10 +34,11 @@ export class Optimizer {
     }
   }
 
-  step(lr: number, step: number): void {
+  /** One update from the parameters' gradients, each multiplied first by `clip[0]` when given (gradClip). */
+  step(lr: number, step: number, clip: Tensor | null = null): void {
     const o = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: this.weightDecay, step };
-    if (this.maps) this.params.forEach((p, i) => adamw8bitStep(p, this.q8[i], this.maps!, o));
-    else adamwStep(this.params, this.f32, o);
+    if (this.maps) this.params.forEach((p, i) => adamw8bitStep(p, this.q8[i], this.maps!, o, clip));
+    else adamwStep(this.params, this.f32, o, clip);
   }
 
   /** State tensors by name, for checkpoints. */
@@ -123,14 +124,18 @@ export function optimizerStep(
       scaled.dispose();
     } else meanLoss = scaled;
   }
-  const norm = keep(clipGradNorm(params, o.maxGradNorm));
-  optimizer.step(o.lr, o.step);
+  const clip = keep(gradClip(params, o.maxGradNorm)); // clip: [coef, norm]
+  optimizer.step(o.lr, o.step, clip);
   zeroGrads(params);
   const both = keep(empty([2]));
   rt().copy(meanLoss!.range, { ...both.range, size: 4 }, 4);
-  rt().copy(norm.range, { ...both.range, offset: both.range.offset + 4, size: 4 }, 4);
+  rt().copy({ ...clip.range, offset: clip.range.offset + 4, size: 4 }, {
+    ...both.range,
+    offset: both.range.offset + 4,
+    size: 4,
+  }, 4);
   meanLoss!.dispose();
-  norm.dispose();
+  clip.dispose();
   // The copy to the host is encoded (and submitted) by read() before it first awaits, so the buffer can go back
   // to the pool now: later work that reuses it runs after the copy.
   const values = both.read() as Promise<Float32Array>;

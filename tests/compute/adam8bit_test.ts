@@ -94,3 +94,30 @@ gpuTest("adamw 8-bit: a parameter without a gradient or a bad step is refused", 
   param.dispose();
   await Promise.resolve();
 });
+
+gpuTest(
+  "adamw 8-bit: a clip coefficient on the GPU scales the gradient as it is read, bit for bit",
+  async () => {
+    const n = 2 * ADAM8_BLOCK + 17;
+    const start = Float32Array.from(randn(n, 41));
+    const grad = Float32Array.from(randn(n, 42));
+    const coef = Math.fround(0.37);
+    const run = async (g: Float32Array, clip: number | null) => {
+      const param = keep(tensor(start, [n], "f32", "weights"));
+      param.grad = keep(tensor(g, [n], "f32", "grads"));
+      const maps = adam8bitMaps();
+      const state = adam8bitState(param);
+      const clipTensor = clip === null ? null : keep(tensor(Float32Array.of(clip, 0), [2]));
+      adamw8bitStep(param, state, maps, { ...OPTIONS, step: 1 }, clipTensor);
+      const out = await param.toArray();
+      for (const t of [param.grad, param, maps, clipTensor]) t?.dispose();
+      disposeAdam8bitState(state);
+      return out;
+    };
+    const prescaled = grad.map((x) => Math.fround(x * coef));
+    const expected = await run(prescaled, null);
+    const got = await run(grad, coef);
+    if (got.some((x, i) => x !== expected[i])) throw new Error("clipped step differs from the prescaled one");
+    if (got.every((x, i) => x === start[i])) throw new Error("the step did not move the parameter");
+  },
+);

@@ -127,6 +127,36 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "linearCrossEntropy: logits kept from the forward give the gradients of recomputed ones, bit for bit",
+  async () => {
+    const N = 9, C = 16, V = 45;
+    const h = parameter(Float32Array.from(randn(N * C, 17)), [N, C]);
+    const w = parameter(Float32Array.from(randn(V * C, 18)), [V, C]);
+    const targets = tensor(makeTargets(N, V, 19, [3]), [N], "i32");
+    const grads = async (savedLogitsBytes: number) => {
+      const loss = keep(tidy(() => linearCrossEntropy(h, w, targets, { chunk: 16, savedLogitsBytes })));
+      backward(loss);
+      const out = [await loss.item(), ...await h.grad!.toArray(), ...await w.grad!.toArray()];
+      loss.dispose();
+      for (const p of [h, w]) {
+        p.grad!.dispose();
+        p.grad = null;
+      }
+      return out;
+    };
+    try {
+      assert.deepEqual(await grads(N * V * 4), await grads(0));
+      assert.throws(
+        () => linearCrossEntropy(h, w, targets, { savedLogitsBytes: -1 }),
+        (e: Error) => e instanceof RangeError && /savedLogitsBytes/.test(e.message),
+      );
+    } finally {
+      for (const t of [h, w, targets]) t.dispose();
+    }
+  },
+);
+
 gpuTest("crossEntropy and logSoftmax: forward and backward", async () => {
   const N = 11, V = 300;
   const targets = makeTargets(N, V, 11, [2, 7]);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { adamwStates, adamwStep, clipGradNorm, zeroGrads } from "../../compute/optim.ts";
+import { fill } from "../../compute/elementwise.ts";
+import { adamwStates, adamwStep, gradClip, zeroGrads } from "../../compute/optim.ts";
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, parameter, type Tensor, tensor } from "../../compute/tensor.ts";
 import { assertClose, gpuTest, randn } from "./harness.ts";
@@ -83,36 +84,59 @@ for (const weightDecay of [0, 0.1]) {
 }
 
 gpuTest(
-  "clipGradNorm: global norm over all grads, torch's clip coefficient, no-op below the limit",
+  "gradClip: global norm over all grads and torch's clip coefficient, applied by adamwStep as it reads them",
   async () => {
+    const config = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 1 };
     const shapes = [[700], [50, 100], [3]];
-    const params = shapes.map((s, i) =>
-      parameter(new Float32Array(s.reduce((a, b) => a * b, 1)), s, `p${i}`)
-    );
+    const data = shapes.map((s, i) => randn(s.reduce((a, b) => a * b, 1), 300 + i));
+    const params = shapes.map((s, i) => parameter(Float32Array.from(data[i]), s, `p${i}`));
     const noGradParam = parameter(new Float32Array(4), [4]);
+    const states = adamwStates(params);
     try {
+      // Above the limit (coefficient < 1), then below it (coefficient 1: the gradients pass unchanged).
       for (const maxNorm of [1.5, 1e4]) {
         const grads = shapes.map((s, i) => randn(s.reduce((a, b) => a * b, 1), 200 + i));
         params.forEach((p, i) => setGrad(p, grads[i]));
         const expectedNorm = Math.sqrt(grads.reduce((s, g) => s + g.reduce((a, x) => a + x * x, 0), 0));
         const coef = Math.min(1, maxNorm / (expectedNorm + 1e-6));
-        const norm = clipGradNorm([...params, noGradParam], maxNorm);
-        assert.deepEqual(norm.shape, []);
-        assertClose("total norm", [await norm.item()], [expectedNorm], 1e-6);
-        norm.dispose();
+        const before = await Promise.all(params.map((p) => p.toArray()));
+        const clip = gradClip([...params, noGradParam], maxNorm);
+        const [gotCoef, gotNorm] = await clip.toArray();
+        assertClose("total norm", [gotNorm], [expectedNorm], 1e-6);
+        assertClose(`clip coefficient (max ${maxNorm})`, [gotCoef], [coef], 1e-6);
+        for (const s of states) {
+          for (const t of [s.m, s.v]) fill(t, 0);
+        }
+        adamwStep(params, states, config, clip);
+        clip.dispose();
         for (let i = 0; i < params.length; i++) {
+          const ref = {
+            p: Float64Array.from(before[i]),
+            m: new Float64Array(grads[i].length),
+            v: new Float64Array(grads[i].length),
+          };
+          adamwRef(ref.p, grads[i].map((x) => x * coef), ref.m, ref.v, config, 1);
           assertClose(
-            `clipped grad ${i} (max ${maxNorm})`,
-            await params[i].grad!.toArray(),
-            grads[i].map((x) => x * coef),
+            `m ${i} from the clipped gradient (max ${maxNorm})`,
+            await states[i].m.toArray(),
+            ref.m,
             1e-6,
           );
+          assertClose(`param ${i} (max ${maxNorm})`, await params[i].toArray(), ref.p, 1e-6);
         }
       }
       zeroGrads(params);
       assert.ok(params.every((p) => p.grad === null));
+      assert.throws(
+        () => gradClip(params, 0),
+        (e: Error) => e instanceof RangeError && /maxNorm/.test(e.message),
+      );
     } finally {
       for (const p of [...params, noGradParam]) p.dispose();
+      for (const { m, v } of states) {
+        m.dispose();
+        v.dispose();
+      }
     }
   },
 );

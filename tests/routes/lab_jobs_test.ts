@@ -86,14 +86,16 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
     await t.step(
       "cancel mid-run keeps a checkpoint; resume continues from it and keeps the baseline",
       async () => {
-        const run = await launch(lab.url, "train", { ...TINY_FULL_RUN, maxSteps: 4, evalCount: 1 });
+        // Eight steps: the trainer reports a step once the next is submitted, so the cancel lands a step or two
+        // after the first metric.
+        const run = await launch(lab.url, "train", { ...TINY_FULL_RUN, maxSteps: 8, evalCount: 1 });
         await waitFor(() => lab.store.metrics(run.id).length >= 1, 60_000, "the first step");
         const cancel = await fetch(`${lab.url}/api/runs/${run.id}/cancel`, { method: "POST" });
         assert.equal(cancel.status, 200);
         await lab.queue.idle();
         const cancelled = lab.store.requireRun(run.id);
         assert.equal(cancelled.status, "cancelled");
-        assert.ok(cancelled.step < 4, `cancelled at step ${cancelled.step}`);
+        assert.ok(cancelled.step < 8, `cancelled at step ${cancelled.step}`);
         assert.ok(cancelled.artifacts.checkpoint, "the cancelled run saved a checkpoint to resume from");
         assert.equal(cancelled.evalResults.after, undefined);
 
@@ -102,10 +104,10 @@ Deno.test("train runs end to end through the queue; Compare reports it; cancel, 
         await lab.queue.idle();
         const done = lab.store.requireRun(run.id);
         assert.equal(done.status, "completed", done.error ?? "");
-        assert.equal(done.step, 4);
+        assert.equal(done.step, 8);
         const steps = lab.store.metrics(run.id).map((m) => m.step);
         assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b), "no step trained twice");
-        assert.equal(steps.at(-1), 4);
+        assert.equal(steps.at(-1), 8);
         const log = lab.store.logTail(run.id, 200).join("\n");
         assert.equal(log.match(/evaluating before/g)?.length, 1, "the baseline is not evaluated again");
         assert.match(log, /resumed at step \d/);
