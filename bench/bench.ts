@@ -14,7 +14,7 @@ import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
-import { timeCalls } from "./timing.ts";
+import { timeCalls } from "../compute/timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
 import { generate } from "../lib/generate/generate.ts";

@@ -16,7 +16,7 @@ import { disposeNf4, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
-import { timeCalls } from "./timing.ts";
+import { timeCalls } from "../compute/timing.ts";
 
 const TILES: Tile[] = [
   ...TILE_CANDIDATES,

@@ -18,7 +18,7 @@ import { disposeNf4, nf4Bytes, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
-import { timeCalls } from "./timing.ts";
+import { timeCalls } from "../compute/timing.ts";
 
 type Storage = GemvWeight | "nf4-double";
 const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")

@@ -1,6 +1,6 @@
 /**
- * Per-GPU tile tuning for matmul: times every candidate tile on the products a model will run (GPU timestamps)
- * and installs the fastest for each. All candidates accumulate k in the same order, so tuning changes speed,
+ * Per-GPU tile tuning for matmul: times every candidate tile on the products a model will run (GPU timestamps,
+ * on a GPU whose clock is up: compute/timing.ts) and installs the fastest for each. All candidates accumulate k in the same order, so tuning changes speed,
  * never results.
  */
 import {
@@ -15,6 +15,7 @@ import { disposeNf4, quantizeNf4 } from "./nf4.ts";
 import { fillNormal } from "./random.ts";
 import { rt } from "./runtime.ts";
 import { empty, keep } from "./tensor.ts";
+import { timeCalls } from "./timing.ts";
 
 export interface GemmShape {
   m: number;
@@ -48,16 +49,8 @@ export async function tuneMatmul(shapes: GemmShape[], reps = 3): Promise<TunedSh
     for (const tile of TILE_CANDIDATES) {
       const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
       if (threads > runtime.gpu.device.limits.maxComputeInvocationsPerWorkgroup) continue;
-      const run = () => matmulInto(c, a, operand, { transA, transB, tile });
-      run();
-      const samples: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        const ms = await runtime.gpuTime(run);
-        if (ms === null) break;
-        samples.push(ms);
-      }
-      if (samples.length === 0) break;
-      const ms = samples.sort((x, y) => x - y)[Math.floor(samples.length / 2)];
+      if (!runtime.gpu.device.features.has("timestamp-query")) break;
+      const ms = await timeCalls(runtime, () => matmulInto(c, a, operand, { transA, transB, tile }), reps);
       if (!best || ms < best.ms) best = { ...shape, tile, ms };
     }
     if (best) {

@@ -1,11 +1,11 @@
 /**
- * GPU timing for the bench and the sweeps. Each sample is one compute pass of back-to-back calls lasting at
- * least MIN_PASS_MS, after warm-up passes until the pass time stops falling: a GPU left mostly idle (short
- * passes between readbacks, which Deno polls for about every 10 ms; building weights) lowers its clock, on an
- * H100 from 1980 MHz to ~450 MHz within seconds, and takes seconds of load to come back
+ * GPU timing for the matmul tuner, the bench and the sweeps. Each sample is one compute pass of back-to-back
+ * calls lasting at least MIN_PASS_MS, after warm-up passes until the pass time stops falling: a GPU left mostly
+ * idle (short passes between readbacks, which Deno answers about 10 ms late; building weights) lowers its
+ * clock, on an H100 from 1980 MHz to ~450 MHz within seconds, and takes seconds of load to come back
  * (bench/results/h100-2026-11-28k-clocks.csv), so kernels timed on a cold clock came out several times slower.
  */
-import type { Runtime } from "../compute/runtime.ts";
+import type { Runtime } from "./runtime.ts";
 
 /** GPU time one sample pass lasts at least. */
 const MIN_PASS_MS = 25;
