@@ -301,12 +301,9 @@ export class Runtime {
     try {
       await work();
       this.flush();
-    } finally {
-      this.profiler = null;
-    }
-    try {
       return await profiler.read((p) => this.gpu.guard(p));
     } finally {
+      this.profiler = null;
       profiler.destroy();
     }
   }
@@ -354,7 +351,9 @@ export class Runtime {
       busy: false,
     };
     const timer = this.timer;
-    if (timer.busy) throw new Error("gpuTime: a measurement is already in progress; await it first");
+    if (timer.busy || this.profiler) {
+      throw new Error("gpuTime: a measurement is already in progress; await it first");
+    }
     timer.busy = true;
     try {
       this.timing = { querySet: timer.querySet };
