@@ -23,7 +23,7 @@ gpuTest("timeCalls: a median per call from passes of many calls, after warm-up p
     axpby(x, y, 1, 1);
   }, 3);
   assert.ok(Number.isFinite(ms) && ms > 0, `per-call time ${ms} ms`);
-  // One lone call, one calibration call, then at least a warm-up pass and three sample passes of the same size.
+  // One lone call, one calibration call, then warm-up passes and three sample passes of the same size.
   const perPass = (calls - 2) / 4;
   assert.ok(perPass >= 1, `${calls} calls`);
   assert.equal((await x.toArray())[0], calls, "every call ran");
