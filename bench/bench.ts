@@ -14,7 +14,7 @@ import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
 import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
-import { timeCalls } from "../compute/timing.ts";
+import { coldCopies, timeCalls } from "../compute/timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
 import { generate } from "../lib/generate/generate.ts";
@@ -27,9 +27,6 @@ import { seededRandom } from "../lib/generate/sampling.ts";
 import type { Batch } from "../lib/train/batches.ts";
 import { lrMultiplier } from "../lib/train/schedule.ts";
 import { Optimizer, optimizerStep, type StepResult } from "../lib/train/step.ts";
-
-/** Weight bytes a cold GEMV measurement cycles through: several times an H100/H200's 50 MB L2 cache. */
-const COLD_BYTES = 192 * 2 ** 20;
 
 /** FP32 FMA peak of an H100/H200 SXM (the ceiling without tensor cores), for MFU. */
 const FP32_PEAK_TFLOPS = 67;
@@ -164,7 +161,7 @@ async function micro(rt: Runtime): Promise<void> {
       };
       const copies = [await quantized(4)];
       const bytes = nf4Bytes(copies[0]);
-      while (copies.length < Math.min(256, Math.ceil(COLD_BYTES / bytes))) {
+      while (copies.length < coldCopies(bytes)) {
         copies.push(await quantized(4 + copies.length));
       }
       const x = randomTensor([1, inp], 5);
@@ -289,6 +286,24 @@ async function profileKernels(rt: Runtime, name: string, work: () => unknown): P
   byGrid.slice(0, 14).forEach(show);
 }
 
+/**
+ * `count` optimizer steps as the trainer runs them (lib/train/trainer.ts): step s + 1 is encoded before step s's
+ * result is awaited and handed to `take`.
+ */
+async function runSteps(
+  count: number,
+  start: (s: number) => Promise<StepResult>,
+  take: (result: StepResult) => void,
+): Promise<void> {
+  let previous: Promise<StepResult> | null = null;
+  for (let s = 0; s < count; s++) {
+    const current = start(s);
+    if (previous) take(await previous);
+    previous = current;
+  }
+  if (previous) take(await previous);
+}
+
 async function trainStep(
   rt: Runtime,
   model: CausalLM,
@@ -326,16 +341,9 @@ async function trainStep(
     async () => check(await start()),
   );
   rt.pool.resetPeak();
-  // As the trainer runs them: step N + 1 is encoded before step N's loss is awaited (lib/train/trainer.ts).
   const steps = quick ? 2 : 6;
   const t0 = performance.now();
-  let previous: Promise<StepResult> | null = null;
-  for (let i = 0; i < steps; i++) {
-    const current = start();
-    if (previous) check(await previous);
-    previous = current;
-  }
-  check(await previous!);
+  await runSteps(steps, start, check);
   return {
     ms: (performance.now() - t0) / steps,
     peak: rt.pool.stats().peakAllocatedBytes,
@@ -419,23 +427,20 @@ async function seedRecipe(rt: Runtime): Promise<void> {
   const total = quick ? 3 : steps.length;
   const losses: number[] = [];
   const t0 = performance.now();
-  // Step s + 1 is encoded before step s's loss is awaited, as the trainer does.
-  let previous: Promise<StepResult> | null = null;
-  const take = ({ loss }: StepResult) => {
-    if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss} at step ${losses.length + 1}`);
-    losses.push(loss);
-  };
-  for (let s = 0; s < total; s++) {
-    const current = optimizerStep(model, params, optimizer, steps[s], {
-      lr: recipe.lr * lrMultiplier(recipe.schedule, s, recipe.warmupSteps, recipe.steps),
-      step: s + 1,
-      maxGradNorm: recipe.maxGradNorm,
-      checkpointing: true,
-    });
-    if (previous) take(await previous);
-    previous = current;
-  }
-  take(await previous!);
+  await runSteps(
+    total,
+    (s) =>
+      optimizerStep(model, params, optimizer, steps[s], {
+        lr: recipe.lr * lrMultiplier(recipe.schedule, s, recipe.warmupSteps, recipe.steps),
+        step: s + 1,
+        maxGradNorm: recipe.maxGradNorm,
+        checkpointing: true,
+      }),
+    ({ loss }) => {
+      if (!Number.isFinite(loss)) throw new Error(`non-finite loss ${loss} at step ${losses.length + 1}`);
+      losses.push(loss);
+    },
+  );
   const seconds = (performance.now() - t0) / 1000;
   const tokens = steps.slice(0, total).flat().reduce((n, b) => n + b.ids.length, 0);
   record({

@@ -18,7 +18,7 @@ import { disposeNf4, nf4Bytes, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
-import { timeCalls } from "../compute/timing.ts";
+import { coldCopies, timeCalls } from "../compute/timing.ts";
 
 type Storage = GemvWeight | "nf4-double";
 const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
@@ -38,10 +38,6 @@ const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
   ];
 
 const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
-
-/** Weight bytes the copies of one shape add up to at least: several times an H100/H200's 50 MB L2. */
-const COLD_BYTES = 192 * 2 ** 20;
-const MAX_COPIES = 256;
 
 const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
@@ -78,7 +74,7 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
   };
   copies.push(await copy(1));
   const bytes = copies[0].bytes;
-  const count = Math.min(MAX_COPIES, Math.ceil(COLD_BYTES / bytes));
+  const count = coldCopies(bytes);
   while (copies.length < count) copies.push(await copy(copies.length + 1));
   let turn = 0;
   const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
@@ -87,13 +83,9 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {
     const ms = await timeCalls(rt, () => run(layout), 3);
-    const same = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread &&
-      (layout.prefetch ?? 1) === (chosen.prefetch ?? 1);
-    const mark = same ? " *" : "";
+    const mark = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread ? " *" : "";
     results.push(
-      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread} prefetch ${
-        layout.prefetch ?? 1
-      }: ` +
+      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
         `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
     );
   }

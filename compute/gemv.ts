@@ -25,8 +25,6 @@ export type Nf4Scales =
 export interface GemvLayout {
   lanes: number;
   rowsPerThread: number;
-  /** Chunks per row a thread has in flight while it multiplies (1 when absent). */
-  prefetch?: 1 | 2;
 }
 
 const WG = 256;
@@ -136,9 +134,7 @@ export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayou
 
 /** Every layout a tuner may choose among (all compute the same sums, in possibly different orders). */
 export const GEMV_LAYOUTS: readonly GemvLayout[] = [4, 8, 16, 32].flatMap((lanes) =>
-  [1, 2, 4].flatMap((
-    rowsPerThread,
-  ) => [{ lanes, rowsPerThread }, { lanes, rowsPerThread, prefetch: 2 as const }])
+  [1, 2, 4].map((rowsPerThread) => ({ lanes, rowsPerThread }))
 );
 
 /** A normalisation of x fused ahead of the product: RMSNorm (Qwen2) or LayerNorm (GPT-2), f32 parameters. */
@@ -207,8 +203,7 @@ function kernel(
   segment: number,
   norm: GemvNorm["kind"] | "none",
 ): KernelSpec {
-  const depth = layout.prefetch ?? 1;
-  const key = `${layout.lanes}|${layout.rowsPerThread}|${depth}|${storage}|${scales}|${segment}|${norm}`;
+  const key = `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}`;
   let spec = kernels.get(key);
   if (!spec) {
     const rows = Array.from({ length: layout.rowsPerThread }, (_, j) => j);
@@ -238,22 +233,13 @@ function kernel(
         PROLOGUE: storage === "nf4"
           ? `  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }\n${NF4_SCALES[scales!].prologue}`
           : "",
-        PREFETCH: depth,
         ACC_DECL: rows.map((j) =>
-          `  var acc${j} = 0.0;\n  let row${j} = min(first_row + local_row + ${j}u, last);\n  var next${j}: Chunk;` +
-          (depth === 2 ? `\n  var after${j}: Chunk;` : "")
+          `  var acc${j} = 0.0;\n  let row${j} = min(first_row + local_row + ${j}u, last);\n  var next${j}: Chunk;`
         ).join("\n"),
-        PREFETCH_FIRST: rows.map((j) =>
-          `  if (lane < chunks) { next${j} = load_chunk(row${j}, lane); }` +
-          (depth === 2
-            ? `\n  if (lane + LANES < chunks) { after${j} = load_chunk(row${j}, lane + LANES); }`
-            : "")
-        ).join("\n"),
+        PREFETCH_FIRST: rows.map((j) => `  if (lane < chunks) { next${j} = load_chunk(row${j}, lane); }`)
+          .join("\n"),
         ROW_UPDATES: rows.map((j) =>
-          (depth === 2
-            ? `      let w${j} = next${j};\n      next${j} = after${j};\n` +
-              `      if (more) { after${j} = load_chunk(row${j}, i + 2u * LANES); }\n`
-            : `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, i + LANES); }\n`) +
+          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, i + LANES); }\n` +
           `      acc${j} += chunk_dot(w${j}, xs);`
         ).join("\n"),
         PARTIAL_STORE: rows.map((j) => `  partial[lane * ROWS + local_row + ${j}u] = acc${j};`).join("\n"),

@@ -54,7 +54,6 @@ const GROUPS: u32 = WG / LANES;
 const RPT: u32 = {{RPT}}u;
 const ROWS: u32 = GROUPS * RPT;
 const SEG: u32 = {{SEG}}u;
-const PREFETCH: u32 = {{PREFETCH}}u;
 
 {{W_DECL}}
 
@@ -79,8 +78,8 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   // Rows past N repeat the last row: their sums are computed and never stored, so the loop needs no branch.
   let last = p.N - 1u;
   let chunks = p.K / CHUNK;
-  // Each row's next PREFETCH chunks are loaded before the current one is multiplied, so a thread always has
-  // loads in flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
+  // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
+  // flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
   // lane, lane + LANES, ... across segments (SEG is a multiple of LANES when x takes several).
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
@@ -97,7 +96,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     workgroupBarrier();
     for (var i = s0 + lane; i < s0 + seg; i += LANES) {
       let xs = chunk_x(i - s0);
-      let more = i + PREFETCH * LANES < chunks;
+      let more = i + LANES < chunks;
 {{ROW_UPDATES}}
     }
   }

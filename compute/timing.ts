@@ -46,3 +46,15 @@ export async function timeCalls(rt: Runtime, fn: () => void, reps: number): Prom
   for (let r = 0; r < reps; r++) samples.push((await pass(calls)) / calls);
   return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)];
 }
+
+/** Weight bytes a measurement that must read from memory cycles through: several times an H100/H200's 50 MB L2. */
+const COLD_BYTES = 192 * 2 ** 20;
+const MAX_COPIES = 256;
+
+/**
+ * Copies of an operand of `bytes` to cycle through so that each call reads it from memory, not from the L2
+ * cache (which holds one copy of most decode weights across repetitions).
+ */
+export function coldCopies(bytes: number): number {
+  return Math.min(MAX_COPIES, Math.ceil(COLD_BYTES / bytes));
+}

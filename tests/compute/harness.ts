@@ -4,10 +4,10 @@
  * reference forward.
  */
 import { backward, clearTape } from "../../compute/autograd.ts";
-import { fillBits } from "../../compute/elementwise.ts";
+import { fill, fillBits } from "../../compute/elementwise.ts";
 import { initRuntime, rt } from "../../compute/runtime.ts";
 import { seededRandom } from "../../lib/generate/sampling.ts";
-import { keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
+import { empty, keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 
 const NAN_BITS = 0x7fc00000;
 
@@ -174,4 +174,16 @@ function finiteDifference(
 /** The runtime, for tests that need memory stats or to sync. */
 export function runtime() {
   return rt();
+}
+
+/**
+ * A kept accumulator x = 0 and addend y = 1 of n elements: `axpby(x, y, 1, 1)` counts its runs in x, so tests of
+ * the runtime can check that every dispatch ran.
+ */
+export function counterPair(n: number): [Tensor, Tensor] {
+  const x = keep(empty([n]));
+  const y = keep(empty([n]));
+  fill(x, 0);
+  fill(y, 1);
+  return [x, y];
 }

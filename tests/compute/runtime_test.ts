@@ -8,7 +8,7 @@ import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
 import { initRuntime } from "../../compute/runtime.ts";
 import { axpby, fill } from "../../compute/elementwise.ts";
 import { empty, keep } from "../../compute/tensor.ts";
-import { gpuTest } from "./harness.ts";
+import { counterPair, gpuTest } from "./harness.ts";
 
 gpuTest("runtime: a tensor over the device's binding limit is refused with the limit named", async () => {
   const rt = await initRuntime();
@@ -132,10 +132,7 @@ gpuTest(
   async () => {
     const rt = await initRuntime();
     if (!rt.gpu.device.features.has("timestamp-query")) return;
-    const x = keep(empty([1024]));
-    const y = keep(empty([1024]));
-    fill(x, 0);
-    fill(y, 1);
+    const [x, y] = counterPair(1024);
     const work = () => {
       for (let i = 0; i < 4; i++) axpby(x, y, 0, 1);
     };
@@ -157,10 +154,7 @@ gpuTest(
   async () => {
     const rt = await initRuntime();
     if (!rt.gpu.device.features.has("timestamp-query")) return;
-    const x = keep(empty([256]));
-    const y = keep(empty([256]));
-    fill(x, 0);
-    fill(y, 1);
+    const [x, y] = counterPair(256);
     // 2100 dispatches need two query sets of 4096 timestamps; a readback midway submits what came before.
     const rows = await rt.profile(async () => {
       for (let i = 0; i < 1050; i++) axpby(x, y, 1, 1);

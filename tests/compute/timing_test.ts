@@ -6,17 +6,14 @@ import assert from "node:assert/strict";
 import { matmul, TILE_CANDIDATES } from "../../compute/matmul.ts";
 import { tuneMatmul } from "../../compute/matmul_tune.ts";
 import { initRuntime } from "../../compute/runtime.ts";
-import { axpby, fill } from "../../compute/elementwise.ts";
-import { empty, keep, tensor } from "../../compute/tensor.ts";
+import { axpby } from "../../compute/elementwise.ts";
+import { keep, tensor } from "../../compute/tensor.ts";
 import { timeCalls } from "../../compute/timing.ts";
-import { gpuTest, randn } from "./harness.ts";
+import { counterPair, gpuTest, randn } from "./harness.ts";
 
 gpuTest("timeCalls: a median per call from passes of many calls, after warm-up passes", async () => {
   const rt = await initRuntime();
-  const x = keep(empty([4096]));
-  const y = keep(empty([4096]));
-  fill(x, 0);
-  fill(y, 1);
+  const [x, y] = counterPair(4096);
   let calls = 0;
   const ms = await timeCalls(rt, () => {
     calls++;
