@@ -22,6 +22,10 @@ const TILES: Tile[] = [
   ...TILE_CANDIDATES,
   { BM: 128, BN: 128, BK: 8, TM: 8, TN: 16 },
   { BM: 64, BN: 64, BK: 8, TM: 4, TN: 4 },
+  { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 },
+  { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4 },
+  { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
+  { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
 ];
 const args = Deno.args;
 const nf4M = args.includes("--nf4-m") ? Number(args[args.indexOf("--nf4-m") + 1]) : null;
