@@ -11,6 +11,7 @@ import {
   type PackedNf4Matrix,
   type Tile,
   TILE_CANDIDATES,
+  tileFits,
 } from "../compute/matmul.ts";
 import { disposeNf4, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
@@ -26,6 +27,8 @@ const TILES: Tile[] = [
   { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4 },
   { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
   { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
+  { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4, stages: 2 },
+  { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4, stages: 2 },
 ];
 const args = Deno.args;
 const nf4M = args.includes("--nf4-m") ? Number(args[args.indexOf("--nf4-m") + 1]) : null;
@@ -64,13 +67,14 @@ for (const [m, n, k, transB, nf4] of only === null ? SHAPES : [SHAPES[only]]) {
     : dense;
   const c = keep(empty([m, n]));
   for (const tile of TILES) {
-    const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
-    if (threads > rt.gpu.device.limits.maxComputeInvocationsPerWorkgroup) continue;
+    if (!tileFits(tile)) continue;
     const run = () => matmulInto(c, a, b, { transB, tile });
     const ms = await timeCalls(rt, run, 3);
     console.log(
       `${m}x${n}x${k}${transB ? " Bt" : ""}${nf4 ? " nf4" : ""}  tile ${tile.BM}x${tile.BN}x${tile.BK} ` +
-        `${tile.TM}x${tile.TN}: ${ms.toFixed(3)} ms ${(2 * m * n * k / ms / 1e9).toFixed(2)} TFLOP/s`,
+        `${tile.TM}x${tile.TN}${tile.stages === 2 ? " 2-stage" : ""}: ${ms.toFixed(3)} ms ${
+          (2 * m * n * k / ms / 1e9).toFixed(2)
+        } TFLOP/s`,
     );
   }
   if (q) disposeNf4(q);

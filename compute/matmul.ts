@@ -25,6 +25,8 @@ export interface Tile {
   BK: number;
   TM: number;
   TN: number;
+  /** Tile buffers in workgroup memory: 2 alternates them, one barrier per k-slice instead of two (default 1). */
+  stages?: 1 | 2;
 }
 
 /** Longest reduction one dispatch performs. */
@@ -48,9 +50,10 @@ function splitCount(tiles: number, k: number): number {
 }
 
 // 8x8 outputs per thread for big products; 4x4 where fewer, smaller tiles keep the GPU's cores busy. The
-// defaults are what compute/matmul_tune.ts chose most often on an H200 (bench/results/h200-2026-11-27c.txt).
+// defaults follow what compute/matmul_tune.ts chose on an H200 with a warm clock
+// (bench/results/h200-2026-11-28m-bench.txt): 128 x 128 tiles wherever 64 or more of them fill the output.
 const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
-/** NF4 B tiles cost a dequantisation per element; the H200 tuner preferred a narrower tile for them. */
+/** NF4 B tiles cost a dequantisation per element; narrower ones won where 128 x 128 tiles need split-K. */
 const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
@@ -66,7 +69,19 @@ export const TILE_CANDIDATES: readonly Tile[] = [
   { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
   MEDIUM,
   SMALL,
+  { ...LARGE, stages: 2 },
+  { ...LARGE_NF4, stages: 2 },
+  { ...MEDIUM, stages: 2 },
 ];
+
+/** Whether this GPU can run a tile: its threads per workgroup and its staged tiles within the device limits. */
+export function tileFits(tile: Tile): boolean {
+  const { limits } = rt().gpu.device;
+  const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
+  const bytes = (tile.stages ?? 1) * tile.BK * (tile.BM + tile.BN) * 4;
+  return threads <= limits.maxComputeInvocationsPerWorkgroup &&
+    bytes <= limits.maxComputeWorkgroupStorageSize;
+}
 
 /** Tiles measured best on this GPU (compute/matmul_tune.ts), by tileKey. */
 const tunedTiles = new Map<string, Tile>();
@@ -90,32 +105,52 @@ export function setTunedTile(key: string, tile: Tile): void {
 }
 
 /**
- * Large tiles for large outputs, and for outputs of more than 64 rows with a long reduction: split-K then fills
- * the GPU with layers of them (a micro-batch of ~120 tokens times a 7B weight ran 1.2-1.4x faster in 128-row
- * tiles than in 64 x 64 ones on an H200, bench/results/h200-2026-11-27h-split.txt).
+ * Large tiles where 64 or more of them cover the output (a 2048 x 768 product ran as fast in 96 of them as in
+ * 384 64 x 64 ones), and for outputs of more than 64 rows with a long reduction: split-K then fills the GPU with
+ * layers of them (a micro-batch of ~120 tokens times a 7B weight ran 1.2-1.4x faster in 128-row tiles than in
+ * 64 x 64 ones on an H200, bench/results/h200-2026-11-27h-split.txt). NF4 weights take 128 x 128 tiles only
+ * when those fill the GPU without split-K (256 of them); otherwise the narrower NF4 tile.
  */
 function tileFor(m: number, n: number, k: number, key: string, storage: string): Tile {
   const tuned = tunedTiles.get(key);
   if (tuned) return tuned;
-  if (m * n >= 128 * 128 * 128 || (m > 64 && n >= 128 && k >= 2048)) {
-    return storage === "nf4" ? LARGE_NF4 : LARGE;
+  const largeTiles = Math.ceil(m / LARGE.BM) * Math.ceil(n / LARGE.BN);
+  const longReduction = m > 64 && n >= 128 && k >= 2048;
+  if (storage === "nf4") {
+    if (largeTiles >= 256) return LARGE;
+    if (m * n >= 128 * 128 * 128 || longReduction) return LARGE_NF4;
+  } else if (largeTiles >= 64 || longReduction) {
+    return LARGE;
   }
   return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
 }
 
-/** The unrolled register block: TM x (TN / 4) vec4 accumulators, their update and their store. */
-function registerBlock({ TM, TN }: Tile): { ACC_DECL: string; ACC_UPDATE: string; ACC_STORE: string } {
+/**
+ * The unrolled register block: TM x (TN / 4) vec4 accumulators, the slice's multiply (k unrolled, see
+ * matmul.wgsl), their store, and the alternation of tile stages.
+ */
+function registerBlock({ TM, TN, BK, stages = 1 }: Tile) {
   const rows = Array.from({ length: TM }, (_, i) => i);
   const cols = Array.from({ length: TN / 4 }, (_, j) => j);
   const decl: string[] = [];
-  const update: string[] = [];
+  const multiply: string[] = [];
   const store: string[] = [];
-  for (let v = 0; v < TM / 4; v++) update.push(`      let a${v} = tile_a[a_row + ${v}u * WG_Y];`);
-  for (const j of cols) update.push(`      let b${j} = tile_b[b_row + ${j}u * WG_X];`);
+  for (let v = 0; v < TM / 4; v++) decl.push(`  let ia${v} = lid.y + ${v}u * WG_Y;`);
+  for (const j of cols) decl.push(`  let ib${j} = lid.x + ${j}u * WG_X;`);
+  for (let k = 0; k < BK; k++) {
+    for (let v = 0; v < TM / 4; v++) multiply.push(`    let a${v}_${k} = tile_a[stage + ${k}u][ia${v}];`);
+    for (const j of cols) multiply.push(`    let b${j}_${k} = tile_b[stage + ${k}u][ib${j}];`);
+    for (const i of rows) {
+      for (const j of cols) {
+        multiply.push(
+          `    acc_${i}_${j} = fma(vec4f(a${i >> 2}_${k}[${i & 3}]), b${j}_${k}, acc_${i}_${j});`,
+        );
+      }
+    }
+  }
   for (const i of rows) {
     for (const j of cols) {
       decl.push(`  var acc_${i}_${j} = vec4f(0.0);`);
-      update.push(`      acc_${i}_${j} = fma(vec4f(a${i >> 2}[${i & 3}]), b${j}, acc_${i}_${j});`);
       store.push(
         `  store_row(gm0 + ${i >> 2}u * WG_Y * 4u + ${
           i & 3
@@ -123,7 +158,15 @@ function registerBlock({ TM, TN }: Tile): { ACC_DECL: string; ACC_UPDATE: string
       );
     }
   }
-  return { ACC_DECL: decl.join("\n"), ACC_UPDATE: update.join("\n"), ACC_STORE: store.join("\n") };
+  return {
+    ACC_DECL: decl.join("\n"),
+    MULTIPLY: multiply.join("\n"),
+    ACC_STORE: store.join("\n"),
+    STAGES: stages,
+    // One stage: a constant row offset (reads need no clamp on it) and a barrier before the tile is restaged.
+    STAGE_DECL: stages === 2 ? "  var stage = 0u;" : "  const stage = 0u;",
+    STAGE_NEXT: stages === 2 ? "    stage = BK - stage;" : "    workgroupBarrier();",
+  };
 }
 
 /** A frozen NF4 matrix as a GEMM operand: packed codes plus per-64 absmax (see nf4.ts). */
@@ -181,7 +224,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gk = k0 + k;
       var v = 0.0;
       if (gr < ${limit} && gk < k_end) { v = ${read(index)}; }
-      ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v;
+      ${tile}[stage + k][r / 4u][r % 4u] = v;
     }`;
   }
   if (contiguousK) {
@@ -192,10 +235,10 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gk = k0 + k;
       var v = vec4f(0.0);
       if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gr * ${stride} + gk) / 4u]; }
-      ${tile}[(k * ${rows} + r) / 4u][r % 4u] = v.x;
-      ${tile}[((k + 1u) * ${rows} + r) / 4u][r % 4u] = v.y;
-      ${tile}[((k + 2u) * ${rows} + r) / 4u][r % 4u] = v.z;
-      ${tile}[((k + 3u) * ${rows} + r) / 4u][r % 4u] = v.w;
+      ${tile}[stage + k][r / 4u][r % 4u] = v.x;
+      ${tile}[stage + k + 1u][r / 4u][r % 4u] = v.y;
+      ${tile}[stage + k + 2u][r / 4u][r % 4u] = v.z;
+      ${tile}[stage + k + 3u][r / 4u][r % 4u] = v.w;
     }`;
   }
   return `    for (var i = tid; i < ${rows} * BK / 4u; i += THREADS) {
@@ -205,7 +248,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gk = k0 + k;
       var v = vec4f(0.0);
       if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
-      ${tile}[(k * ${rows} + r) / 4u] = v;
+      ${tile}[stage + k][r / 4u] = v;
     }`;
 }
 
@@ -220,13 +263,13 @@ function loadNf4Tile(contiguousK: boolean): string {
       "let r = i / (BK / 8u); let k = (i % (BK / 8u)) * 8u;",
       "b_base + gr * p.K + gk",
       [0, 1, 2, 3, 4, 5, 6, 7]
-        .map((j) => `tile_b[((k + ${j}u) * BN + r) / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
+        .map((j) => `tile_b[stage + k + ${j}u][r / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
         .join("\n      "),
     ]
     : [
       "let k = i / (BN / 8u); let r = (i % (BN / 8u)) * 8u;",
       "b_base + gk * p.N + gr",
-      "tile_b[(k * BN + r) / 4u] = lo;\n      tile_b[(k * BN + r) / 4u + 1u] = hi;",
+      "tile_b[stage + k][r / 4u] = lo;\n      tile_b[stage + k][r / 4u + 1u] = hi;",
     ];
   return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
       ${split}
@@ -293,8 +336,8 @@ function storeStaged(o: OperandLayout, j: number): string {
     : `let k = i / (${o.rows} / 4u); let r = (i % (${o.rows} / 4u)) * 4u;`;
   const v = `${o.name}${j}`;
   const store = o.contiguousK
-    ? [0, 1, 2, 3].map((c) => `${o.tile}[((k + ${c}u) * ${o.rows} + r) / 4u][r % 4u] = ${v}[${c}];`).join(" ")
-    : `${o.tile}[(k * ${o.rows} + r) / 4u] = ${v};`;
+    ? [0, 1, 2, 3].map((c) => `${o.tile}[stage + k + ${c}u][r / 4u][r % 4u] = ${v}[${c}];`).join(" ")
+    : `${o.tile}[stage + k][r / 4u] = ${v};`;
   return `    { let i = tid + ${j}u * THREADS; ${split} ${store} }`;
 }
 
@@ -331,7 +374,9 @@ function kernel(
   storage: keyof typeof B_DECLS,
   vecA: boolean,
 ): KernelSpec {
-  const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN}|${transA}|${transB}|${storage}|${vecA}`;
+  const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN},${
+    tile.stages ?? 1
+  }|${transA}|${transB}|${storage}|${vecA}`;
   let spec = kernels.get(key);
   if (!spec) kernels.set(key, spec = buildKernel(tile, transA, transB, storage, vecA));
   return spec;
@@ -351,7 +396,11 @@ function buildKernel(
       ? ["read", "read", "read", "write", "read"]
       : ["read", "read", "read", "write"],
     defines: {
-      ...tile,
+      BM: tile.BM,
+      BN: tile.BN,
+      BK: tile.BK,
+      TM: tile.TM,
+      TN: tile.TN,
       ...registerBlock(tile),
       A_DECL: `@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;`,
       B_DECL: B_DECLS[storage],

@@ -11,6 +11,10 @@
 // groups of 4 rows and TN / 4 groups of 4 columns, the groups WG_Y * 4 rows (WG_X * 4 columns) apart: so the
 // threads of a warp read consecutive vec4s of a tile row (no workgroup-memory bank conflicts, which a thread
 // owning TN adjacent columns causes) and store consecutive columns of C.
+// MULTIPLY is the slice's k loop unrolled by the wrapper: each read names its tile row by a constant and its
+// vec4 by an index fixed per thread, so the bounds clamp WGSL requires is computed once per thread rather
+// than once per read. With STAGES = 2 the tiles alternate between two halves of workgroup memory, so one
+// barrier per slice suffices (a slice is staged into one half while slower threads still read the other).
 // LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
 // (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element. With vec4 loads on both
 // operands the next slice is prefetched into registers (PREFETCH_*) while the current one is multiplied, so
@@ -43,13 +47,14 @@ const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
 const TM: u32 = {{TM}}u;
 const TN: u32 = {{TN}}u;
+const STAGES: u32 = {{STAGES}}u;
 const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
 const THREADS: u32 = WG_X * WG_Y;
 
-// tile_a[k * BM / 4 + m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
-var<workgroup> tile_a: array<vec4f, BK * BM / 4u>;
-var<workgroup> tile_b: array<vec4f, BK * BN / 4u>;
+// tile_a[stage + k][m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
+var<workgroup> tile_a: array<array<vec4f, BM / 4u>, STAGES * BK>;
+var<workgroup> tile_b: array<array<vec4f, BN / 4u>, STAGES * BK>;
 
 fn store_c(gm: u32, gn: u32, base: u32, value: f32) {
   if (gm >= p.M || gn >= p.N) { return; }
@@ -84,17 +89,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
+{{STAGE_DECL}}
   for (var k0 = k_begin; k0 < k_end; k0 += BK) {
 {{LOAD_A}}
 {{LOAD_B}}
     workgroupBarrier();
 {{PREFETCH_NEXT}}
-    for (var k = 0u; k < BK; k++) {
-      let a_row = k * (BM / 4u) + lid.y;
-      let b_row = k * (BN / 4u) + lid.x;
-{{ACC_UPDATE}}
-    }
-    workgroupBarrier();
+{{MULTIPLY}}
+{{STAGE_NEXT}}
   }
 
   let c_base = batch * p.stride_c;

@@ -9,6 +9,7 @@ import {
   setTunedTile,
   type Tile,
   TILE_CANDIDATES,
+  tileFits,
   tileKey,
 } from "./matmul.ts";
 import { disposeNf4, quantizeNf4 } from "./nf4.ts";
@@ -47,8 +48,7 @@ export async function tuneMatmul(shapes: GemmShape[], reps = 3): Promise<TunedSh
       : dense;
     let best: TunedShape | null = null;
     for (const tile of TILE_CANDIDATES) {
-      const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
-      if (threads > runtime.gpu.device.limits.maxComputeInvocationsPerWorkgroup) continue;
+      if (!tileFits(tile)) continue;
       if (!runtime.gpu.device.features.has("timestamp-query")) break;
       const ms = await timeCalls(runtime, () => matmulInto(c, a, operand, { transA, transB, tile }), reps);
       if (!best || ms < best.ms) best = { ...shape, tile, ms };
