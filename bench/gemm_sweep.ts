@@ -23,12 +23,9 @@ const TILES: Tile[] = [
   ...TILE_CANDIDATES,
   { BM: 128, BN: 128, BK: 8, TM: 8, TN: 16 },
   { BM: 64, BN: 64, BK: 8, TM: 4, TN: 4 },
-  { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 },
   { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4 },
   { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
   { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
-  { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4, stages: 2 },
-  { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4, stages: 2 },
 ];
 const args = Deno.args;
 const nf4M = args.includes("--nf4-m") ? Number(args[args.indexOf("--nf4-m") + 1]) : null;
@@ -72,9 +69,7 @@ for (const [m, n, k, transB, nf4] of only === null ? SHAPES : [SHAPES[only]]) {
     const ms = await timeCalls(rt, run, 3);
     console.log(
       `${m}x${n}x${k}${transB ? " Bt" : ""}${nf4 ? " nf4" : ""}  tile ${tile.BM}x${tile.BN}x${tile.BK} ` +
-        `${tile.TM}x${tile.TN}${tile.stages === 2 ? " 2-stage" : ""}: ${ms.toFixed(3)} ms ${
-          (2 * m * n * k / ms / 1e9).toFixed(2)
-        } TFLOP/s`,
+        `${tile.TM}x${tile.TN}: ${ms.toFixed(3)} ms ${(2 * m * n * k / ms / 1e9).toFixed(2)} TFLOP/s`,
     );
   }
   if (q) disposeNf4(q);

@@ -118,14 +118,16 @@ function largestPowerOfTwoAtMost(v: number): number {
 
 /**
  * The layout for a product, from bench/gemv_sweep.ts on an H200 (bench/results/h200-2026-11-27g-gemv.txt): 16
- * lanes per row, 32 for short matrices (fewer than 4096 rows: more threads per row keep the GPU busy) and for
- * long NF4 rows (256+ chunks, where four rows per thread sharing x's slice pay off); more rows per thread as
- * the row count grows. Very short rows get fewer lanes (about four chunks each), down to one.
+ * lanes per row, 32 for short matrices (fewer than 4096 rows of 256+ chunks, or fewer than 1024 rows: more
+ * threads per row keep the GPU busy; Qwen's k/v 512 x 3584 NF4 8.5 against 9.8 us with 16 lanes,
+ * bench/results/h200-2026-11-28n-sweeps.txt) and for long NF4 rows (256+ chunks, where four rows per thread
+ * sharing x's slice pay off); more rows per thread as the row count grows. Very short rows get fewer lanes
+ * (about four chunks each), down to one.
  */
 export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
   const chunks = k / CHUNK[storage];
   const longNf4 = storage === "nf4" && chunks >= 256;
-  const wide = longNf4 || (chunks >= 256 && n < 4096);
+  const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
   if (longNf4) return { lanes, rowsPerThread: 4 };
   const rowsPerThread = n >= 32768 ? 4 : n >= 8192 ? 2 : 1;

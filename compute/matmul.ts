@@ -25,8 +25,6 @@ export interface Tile {
   BK: number;
   TM: number;
   TN: number;
-  /** Tile buffers in workgroup memory: 2 alternates them, one barrier per k-slice instead of two (default 1). */
-  stages?: 1 | 2;
 }
 
 /** Longest reduction one dispatch performs. */
@@ -55,6 +53,11 @@ function splitCount(tiles: number, k: number): number {
 const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
 /** NF4 B tiles cost a dequantisation per element; narrower ones won where 128 x 128 tiles need split-K. */
 const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
+/**
+ * Deeper slices for large f32 products with long reductions: 4096^3 ran at 34.3 TFLOP/s against 33.0 with BK
+ * = 16 on an H200 (bench/results/h200-2026-11-28n-sweeps.txt); NF4 B tiles and short reductions lost with it.
+ */
+const LARGE_K32: Tile = { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 
@@ -69,16 +72,14 @@ export const TILE_CANDIDATES: readonly Tile[] = [
   { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
   MEDIUM,
   SMALL,
-  { ...LARGE, stages: 2 },
-  { ...LARGE_NF4, stages: 2 },
-  { ...MEDIUM, stages: 2 },
+  LARGE_K32,
 ];
 
 /** Whether this GPU can run a tile: its threads per workgroup and its staged tiles within the device limits. */
 export function tileFits(tile: Tile): boolean {
   const { limits } = rt().gpu.device;
   const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
-  const bytes = (tile.stages ?? 1) * tile.BK * (tile.BM + tile.BN) * 4;
+  const bytes = tile.BK * (tile.BM + tile.BN) * 4;
   return threads <= limits.maxComputeInvocationsPerWorkgroup &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
 }
@@ -120,16 +121,16 @@ function tileFor(m: number, n: number, k: number, key: string, storage: string):
     if (largeTiles >= 256) return LARGE;
     if (m * n >= 128 * 128 * 128 || longReduction) return LARGE_NF4;
   } else if (largeTiles >= 64 || longReduction) {
-    return LARGE;
+    return storage === "f32" && largeTiles >= 256 && k >= 2048 ? LARGE_K32 : LARGE;
   }
   return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
 }
 
 /**
  * The unrolled register block: TM x (TN / 4) vec4 accumulators, the slice's multiply (k unrolled, see
- * matmul.wgsl), their store, and the alternation of tile stages.
+ * matmul.wgsl) and their store.
  */
-function registerBlock({ TM, TN, BK, stages = 1 }: Tile) {
+function registerBlock({ TM, TN, BK }: Tile) {
   const rows = Array.from({ length: TM }, (_, i) => i);
   const cols = Array.from({ length: TN / 4 }, (_, j) => j);
   const decl: string[] = [];
@@ -138,8 +139,8 @@ function registerBlock({ TM, TN, BK, stages = 1 }: Tile) {
   for (let v = 0; v < TM / 4; v++) decl.push(`  let ia${v} = lid.y + ${v}u * WG_Y;`);
   for (const j of cols) decl.push(`  let ib${j} = lid.x + ${j}u * WG_X;`);
   for (let k = 0; k < BK; k++) {
-    for (let v = 0; v < TM / 4; v++) multiply.push(`    let a${v}_${k} = tile_a[stage + ${k}u][ia${v}];`);
-    for (const j of cols) multiply.push(`    let b${j}_${k} = tile_b[stage + ${k}u][ib${j}];`);
+    for (let v = 0; v < TM / 4; v++) multiply.push(`    let a${v}_${k} = tile_a[${k}u][ia${v}];`);
+    for (const j of cols) multiply.push(`    let b${j}_${k} = tile_b[${k}u][ib${j}];`);
     for (const i of rows) {
       for (const j of cols) {
         multiply.push(
@@ -162,10 +163,6 @@ function registerBlock({ TM, TN, BK, stages = 1 }: Tile) {
     ACC_DECL: decl.join("\n"),
     MULTIPLY: multiply.join("\n"),
     ACC_STORE: store.join("\n"),
-    STAGES: stages,
-    // One stage: a constant row offset (reads need no clamp on it) and a barrier before the tile is restaged.
-    STAGE_DECL: stages === 2 ? "  var stage = 0u;" : "  const stage = 0u;",
-    STAGE_NEXT: stages === 2 ? "    stage = BK - stage;" : "    workgroupBarrier();",
   };
 }
 
@@ -179,11 +176,17 @@ export interface PackedNf4Matrix {
 
 export type MatmulB = Tensor | PackedNf4Matrix;
 
-/** WGSL declaring B and `load_b(index) -> f32` for each storage of the B operand. */
+/**
+ * WGSL declaring B and `load_b(index) -> f32` for each storage of the B operand, or `load_b4(index / 4) ->
+ * vec4f` for the vec4-loaded storages (f32x4, and f16x4: four halves in one 8-byte load).
+ */
 const B_DECLS = {
   f32: `@group(0) @binding(2) var<storage, read> B: array<f32>;
 fn load_b(i: u32) -> f32 { return B[i]; }`,
-  f32x4: `@group(0) @binding(2) var<storage, read> B: array<vec4f>;`,
+  f32x4: `@group(0) @binding(2) var<storage, read> B: array<vec4f>;
+fn load_b4(i: u32) -> vec4f { return B[i]; }`,
+  f16x4: `@group(0) @binding(2) var<storage, read> B: array<vec2<u32>>;
+fn load_b4(i: u32) -> vec4f { let h = B[i]; return vec4f(unpack2x16float(h.x), unpack2x16float(h.y)); }`,
   f16: `@group(0) @binding(2) var<storage, read> B: array<f16>;
 fn load_b(i: u32) -> f32 { return f32(B[i]); }`,
   nf4: `@group(0) @binding(2) var<storage, read> B: array<u32>;
@@ -212,7 +215,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
     ? ["tile_a", "BM", "p.M", "row0", "a_base", (i: string) => `A[${i}]`]
     : ["tile_b", "BN", "p.N", "col0", "b_base", (i: string) => `load_b(${i})`];
   const stride = operand === "a" ? (contiguousK ? "p.K" : "p.M") : (contiguousK ? "p.K" : "p.N");
-  const source = operand === "a" ? "A" : "B";
+  const source = operand === "a" ? "load_a4" : "load_b4";
   if (!vec) {
     const split = contiguousK
       ? `let r = i / BK; let k = i % BK;`
@@ -224,7 +227,7 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gk = k0 + k;
       var v = 0.0;
       if (gr < ${limit} && gk < k_end) { v = ${read(index)}; }
-      ${tile}[stage + k][r / 4u][r % 4u] = v;
+      ${tile}[k][r / 4u][r % 4u] = v;
     }`;
   }
   if (contiguousK) {
@@ -234,11 +237,11 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gr = ${origin} + r;
       let gk = k0 + k;
       var v = vec4f(0.0);
-      if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gr * ${stride} + gk) / 4u]; }
-      ${tile}[stage + k][r / 4u][r % 4u] = v.x;
-      ${tile}[stage + k + 1u][r / 4u][r % 4u] = v.y;
-      ${tile}[stage + k + 2u][r / 4u][r % 4u] = v.z;
-      ${tile}[stage + k + 3u][r / 4u][r % 4u] = v.w;
+      if (gr < ${limit} && gk < k_end) { v = ${source}((${base} + gr * ${stride} + gk) / 4u); }
+      ${tile}[k][r / 4u][r % 4u] = v.x;
+      ${tile}[k + 1u][r / 4u][r % 4u] = v.y;
+      ${tile}[k + 2u][r / 4u][r % 4u] = v.z;
+      ${tile}[k + 3u][r / 4u][r % 4u] = v.w;
     }`;
   }
   return `    for (var i = tid; i < ${rows} * BK / 4u; i += THREADS) {
@@ -247,8 +250,8 @@ function loadTile(operand: "a" | "b", contiguousK: boolean, vec: boolean): strin
       let gr = ${origin} + r;
       let gk = k0 + k;
       var v = vec4f(0.0);
-      if (gr < ${limit} && gk < k_end) { v = ${source}[(${base} + gk * ${stride} + gr) / 4u]; }
-      ${tile}[stage + k][r / 4u] = v;
+      if (gr < ${limit} && gk < k_end) { v = ${source}((${base} + gk * ${stride} + gr) / 4u); }
+      ${tile}[k][r / 4u] = v;
     }`;
 }
 
@@ -263,13 +266,13 @@ function loadNf4Tile(contiguousK: boolean): string {
       "let r = i / (BK / 8u); let k = (i % (BK / 8u)) * 8u;",
       "b_base + gr * p.K + gk",
       [0, 1, 2, 3, 4, 5, 6, 7]
-        .map((j) => `tile_b[stage + k + ${j}u][r / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
+        .map((j) => `tile_b[k + ${j}u][r / 4u][r % 4u] = ${j < 4 ? "lo" : "hi"}[${j % 4}];`)
         .join("\n      "),
     ]
     : [
       "let k = i / (BN / 8u); let r = (i % (BN / 8u)) * 8u;",
       "b_base + gk * p.N + gr",
-      "tile_b[stage + k][r / 4u] = lo;\n      tile_b[stage + k][r / 4u + 1u] = hi;",
+      "tile_b[k][r / 4u] = lo;\n      tile_b[k][r / 4u + 1u] = hi;",
     ];
   return `    for (var i = tid; i < BN * BK / 8u; i += THREADS) {
       ${split}
@@ -312,7 +315,7 @@ function operandLayout(operand: "a" | "b", contiguousK: boolean, tile: Tile): Op
     origin: operand === "a" ? "row0" : "col0",
     base: operand === "a" ? "a_base" : "b_base",
     stride: contiguousK ? "p.K" : operand === "a" ? "p.M" : "p.N",
-    source: operand === "a" ? "A" : "B",
+    source: operand === "a" ? "load_a4" : "load_b4",
     contiguousK,
     perThread: (rows * tile.BK) / 4 / threads,
     name: operand === "a" ? "pa" : "pb",
@@ -327,7 +330,7 @@ function stagedVec(o: OperandLayout, j: number, k0: string): string {
   const index = o.contiguousK ? `${o.base} + gr * ${o.stride} + gk` : `${o.base} + gk * ${o.stride} + gr`;
   return `let i = tid + ${j}u * THREADS; ${split} let gr = ${o.origin} + r; let gk = ${k0} + k;
       ${o.name}${j} = vec4f(0.0);
-      if (gr < ${o.limit} && gk < k_end) { ${o.name}${j} = ${o.source}[(${index}) / 4u]; }`;
+      if (gr < ${o.limit} && gk < k_end) { ${o.name}${j} = ${o.source}((${index}) / 4u); }`;
 }
 
 function storeStaged(o: OperandLayout, j: number): string {
@@ -336,8 +339,8 @@ function storeStaged(o: OperandLayout, j: number): string {
     : `let k = i / (${o.rows} / 4u); let r = (i % (${o.rows} / 4u)) * 4u;`;
   const v = `${o.name}${j}`;
   const store = o.contiguousK
-    ? [0, 1, 2, 3].map((c) => `${o.tile}[stage + k + ${c}u][r / 4u][r % 4u] = ${v}[${c}];`).join(" ")
-    : `${o.tile}[stage + k][r / 4u] = ${v};`;
+    ? [0, 1, 2, 3].map((c) => `${o.tile}[k + ${c}u][r / 4u][r % 4u] = ${v}[${c}];`).join(" ")
+    : `${o.tile}[k][r / 4u] = ${v};`;
   return `    { let i = tid + ${j}u * THREADS; ${split} ${store} }`;
 }
 
@@ -374,9 +377,7 @@ function kernel(
   storage: keyof typeof B_DECLS,
   vecA: boolean,
 ): KernelSpec {
-  const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN},${
-    tile.stages ?? 1
-  }|${transA}|${transB}|${storage}|${vecA}`;
+  const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN}|${transA}|${transB}|${storage}|${vecA}`;
   let spec = kernels.get(key);
   if (!spec) kernels.set(key, spec = buildKernel(tile, transA, transB, storage, vecA));
   return spec;
@@ -389,6 +390,7 @@ function buildKernel(
   storage: keyof typeof B_DECLS,
   vecA: boolean,
 ): KernelSpec {
+  const vecB = storage === "f32x4" || storage === "f16x4";
   return {
     file: FILE,
     entry: "main",
@@ -402,13 +404,15 @@ function buildKernel(
       TM: tile.TM,
       TN: tile.TN,
       ...registerBlock(tile),
-      A_DECL: `@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4f" : "f32"}>;`,
+      A_DECL: vecA
+        ? `@group(0) @binding(1) var<storage, read> A: array<vec4f>;\nfn load_a4(i: u32) -> vec4f { return A[i]; }`
+        : `@group(0) @binding(1) var<storage, read> A: array<f32>;`,
       B_DECL: B_DECLS[storage],
-      ...((vecA && storage === "f32x4" && prefetch(tile, transA, transB)) || {
+      ...((vecA && vecB && prefetch(tile, transA, transB)) || {
         PREFETCH_FIRST: "",
         PREFETCH_NEXT: "",
         LOAD_A: loadTile("a", !transA, vecA),
-        LOAD_B: storage === "nf4x8" ? loadNf4Tile(transB) : loadTile("b", transB, storage === "f32x4"),
+        LOAD_B: storage === "nf4x8" ? loadNf4Tile(transB) : loadTile("b", transB, vecB),
       }),
     },
   };
@@ -483,10 +487,10 @@ export function matmulInto(
   const tile = tileOverride ?? tileFor(m, n, k, tileKey(m, n, k, transA, transB, storage), storage);
   // vec4 loads need the contiguous dimension to be a multiple of 4 (then every row starts 16-byte aligned).
   const vecA = (transA ? m : k) % 4 === 0;
-  const vecB = storage === "f32" && (transB ? k : n) % 4 === 0;
+  const vecB = storage !== "nf4" && (transB ? k : n) % 4 === 0;
   // NF4 weights dequantise a word (8 codes) at a time when the contiguous dimension allows.
   const nf4Words = storage === "nf4" && (transB ? k : n) % 8 === 0;
-  const spec = kernel(tile, transA, transB, vecB ? "f32x4" : nf4Words ? "nf4x8" : storage, vecA);
+  const spec = kernel(tile, transA, transB, vecB ? `${storage}x4` : nf4Words ? "nf4x8" : storage, vecA);
   const weight = b instanceof Tensor ? b.range : b.packed.range;
   const extra = b instanceof Tensor ? [] : [b.absmax.range];
   const buffers = [a.range, weight, (bias ?? a).range, out.range, ...extra];

@@ -13,8 +13,7 @@
 // owning TN adjacent columns causes) and store consecutive columns of C.
 // MULTIPLY is the slice's k loop unrolled by the wrapper: each read names its tile row by a constant and its
 // vec4 by an index fixed per thread, so the bounds clamp WGSL requires is computed once per thread rather
-// than once per read. With STAGES = 2 the tiles alternate between two halves of workgroup memory, so one
-// barrier per slice suffices (a slice is staged into one half while slower threads still read the other).
+// than once per read (4096^3: 30.5 -> 33.0 TFLOP/s on an H200, bench/results/h200-2026-11-28{m,n}-*.txt).
 // LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
 // (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element. With vec4 loads on both
 // operands the next slice is prefetched into registers (PREFETCH_*) while the current one is multiplied, so
@@ -47,14 +46,13 @@ const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
 const TM: u32 = {{TM}}u;
 const TN: u32 = {{TN}}u;
-const STAGES: u32 = {{STAGES}}u;
 const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
 const THREADS: u32 = WG_X * WG_Y;
 
-// tile_a[stage + k][m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
-var<workgroup> tile_a: array<array<vec4f, BM / 4u>, STAGES * BK>;
-var<workgroup> tile_b: array<array<vec4f, BN / 4u>, STAGES * BK>;
+// tile_a[k][m / 4][m % 4] holds op(A)[row0 + m, k0 + k]; tile_b likewise for op(B)[k, col0 + n].
+var<workgroup> tile_a: array<array<vec4f, BM / 4u>, BK>;
+var<workgroup> tile_b: array<array<vec4f, BN / 4u>, BK>;
 
 fn store_c(gm: u32, gn: u32, base: u32, value: f32) {
   if (gm >= p.M || gn >= p.N) { return; }
@@ -89,14 +87,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
-{{STAGE_DECL}}
   for (var k0 = k_begin; k0 < k_end; k0 += BK) {
 {{LOAD_A}}
 {{LOAD_B}}
     workgroupBarrier();
 {{PREFETCH_NEXT}}
 {{MULTIPLY}}
-{{STAGE_NEXT}}
+    workgroupBarrier();
   }
 
   let c_base = batch * p.stride_c;

@@ -130,6 +130,42 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "matmul: f16 B (frozen weights) through the vec4 loads with and without prefetch and the scalar loads",
+  async () => {
+    // [m, n, k, transB]: both operands vec4-loaded (prefetch), only B (k odd: A scalar), neither (n, k odd).
+    for (
+      const [m, n, k, transB] of [
+        [70, 36, 44, true],
+        [70, 36, 44, false],
+        [33, 20, 17, false],
+        [33, 21, 19, true],
+      ] as const
+    ) {
+      const a = randn(m * k, m + 5);
+      const w = randn(n * k, m + 6);
+      const wq = Float64Array.from(w, (v) => f16Round(v));
+      const want = matmulRef(a, wq, null, 1, m, n, k, false, transB, true);
+      for (const tile of TILE_CANDIDATES) {
+        const out = keep(tidy(() =>
+          matmul(
+            tensor(Float32Array.from(a), [m, k]),
+            tensor(f32ToF16(Float32Array.from(w)), transB ? [n, k] : [k, n], "f16"),
+            { transB, tile },
+          )
+        ));
+        assertClose(
+          `f16 B ${m}x${n}x${k} transB=${transB} tile ${JSON.stringify(tile)}`,
+          await out.toArray(),
+          want,
+          1e-5,
+        );
+        out.dispose();
+      }
+    }
+  },
+);
+
 /** f32 -> nearest f16 value (as a number). */
 function f16Round(v: number): number {
   return f16ToF32(f32ToF16(Float32Array.of(v)))[0];
