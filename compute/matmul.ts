@@ -54,8 +54,9 @@ const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
 /** NF4 B tiles cost a dequantisation per element; narrower ones won where 128 x 128 tiles need split-K. */
 const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 /**
- * Deeper slices for large f32 products with long reductions: 4096^3 ran at 34.3 TFLOP/s against 33.0 with BK
- * = 16 on an H200 (bench/results/h200-2026-11-28n-sweeps.txt); NF4 B tiles and short reductions lost with it.
+ * Deeper slices: a tuner candidate. At 4096^3 on an H200 it ran at 34.4 TFLOP/s in two calls, against 33.0 and
+ * then 40.2 for LARGE (bench/results/h200-2026-11-28{n,o}-sweeps.txt; the code differed between them only in
+ * how the tiles' rows are named), so it is no default.
  */
 const LARGE_K32: Tile = { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
@@ -121,7 +122,7 @@ function tileFor(m: number, n: number, k: number, key: string, storage: string):
     if (largeTiles >= 256) return LARGE;
     if (m * n >= 128 * 128 * 128 || longReduction) return LARGE_NF4;
   } else if (largeTiles >= 64 || longReduction) {
-    return storage === "f32" && largeTiles >= 256 && k >= 2048 ? LARGE_K32 : LARGE;
+    return LARGE;
   }
   return m * n >= 64 * 64 * 64 ? MEDIUM : SMALL;
 }

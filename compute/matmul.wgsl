@@ -13,7 +13,8 @@
 // owning TN adjacent columns causes) and store consecutive columns of C.
 // MULTIPLY is the slice's k loop unrolled by the wrapper: each read names its tile row by a constant and its
 // vec4 by an index fixed per thread, so the bounds clamp WGSL requires is computed once per thread rather
-// than once per read (4096^3: 30.5 -> 33.0 TFLOP/s on an H200, bench/results/h200-2026-11-28{m,n}-*.txt).
+// than once per read (4096^3 on an H200, 128 x 128 tiles: 30.5 TFLOP/s with the flat tiles, 40.2 with these;
+// bench/results/h200-2026-11-28m-gemm0.txt, h200-2026-11-28o-sweeps.txt).
 // LOAD_A / LOAD_B stage the tiles: with vec4 loads along the contiguous dimension when it is a multiple of 4
 // (A_DECL / B_DECL then bind the operand as array<vec4f>), else element by element. With vec4 loads on both
 // operands the next slice is prefetched into registers (PREFETCH_*) while the current one is multiplied, so
