@@ -54,9 +54,9 @@ const LARGE: Tile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 };
 /** NF4 B tiles cost a dequantisation per element; narrower ones won where 128 x 128 tiles need split-K. */
 const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 /**
- * Deeper slices: a tuner candidate. At 4096^3 on an H200 it ran at 34.4 TFLOP/s in two calls, against 33.0 and
- * then 40.2 for LARGE (bench/results/h200-2026-11-28{n,o}-sweeps.txt; the code differed between them only in
- * how the tiles' rows are named), so it is no default.
+ * Deeper slices: a tuner candidate only. At 4096^3 on an H200 it ran at 34.4 TFLOP/s in two calls, against
+ * 33.0 and then 40.2 for LARGE (bench/results/h200-2026-11-28{n,o}-sweeps.txt; BENCHMARKS.md, run o, says what
+ * differed between the two kernels).
  */
 const LARGE_K32: Tile = { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
