@@ -379,20 +379,10 @@ function kernel(
   vecA: boolean,
 ): KernelSpec {
   const key = `${tile.BM},${tile.BN},${tile.BK},${tile.TM},${tile.TN}|${transA}|${transB}|${storage}|${vecA}`;
-  let spec = kernels.get(key);
-  if (!spec) kernels.set(key, spec = buildKernel(tile, transA, transB, storage, vecA));
-  return spec;
-}
-
-function buildKernel(
-  tile: Tile,
-  transA: boolean,
-  transB: boolean,
-  storage: keyof typeof B_DECLS,
-  vecA: boolean,
-): KernelSpec {
+  const cached = kernels.get(key);
+  if (cached) return cached;
   const vecB = storage === "f32x4" || storage === "f16x4";
-  return {
+  const spec: KernelSpec = {
     file: FILE,
     entry: "main",
     bindings: storage === "nf4" || storage === "nf4x8"
@@ -417,6 +407,8 @@ function buildKernel(
       }),
     },
   };
+  kernels.set(key, spec);
+  return spec;
 }
 
 interface Plan {

@@ -47,6 +47,14 @@ async function makeCases(n: number, k: number, seed: number): Promise<Case[]> {
   return cases;
 }
 
+/** The cases decoding uses (f16 weights and double-quantised NF4); the others are released. */
+async function decodeCases(n: number, k: number, seed: number): Promise<Case[]> {
+  const all = await makeCases(n, k, seed);
+  const cases = all.filter((c) => c.storage === "f16" || c.storage === "nf4-double");
+  for (const c of all) if (!cases.includes(c)) dispose(c);
+  return cases;
+}
+
 function run(
   c: Case,
   x: Tensor,
@@ -166,9 +174,7 @@ gpuTest(
   "gemv: epilogues (residual add, SwiGLU gating, GELU) vs f64, for f16 and double-quantised NF4",
   async () => {
     const [n, k] = [45, 256];
-    const all = await makeCases(n, k, 31);
-    const cases = all.filter((c) => c.storage === "f16" || c.storage === "nf4-double");
-    for (const c of all) if (!cases.includes(c)) dispose(c);
+    const cases = await decodeCases(n, k, 31);
     const xData = randn(k, 32);
     const biasData = randn(n, 33);
     const auxData = randn(n, 34, 3);
@@ -202,9 +208,7 @@ gpuTest(
   "gemv: RMSNorm and LayerNorm of x fused ahead of the product vs f64, for f16 and double-quantised NF4",
   async () => {
     const [n, k] = [40, 512];
-    const all = await makeCases(n, k, 41);
-    const cases = all.filter((c) => c.storage === "f16" || c.storage === "nf4-double");
-    for (const c of all) if (!cases.includes(c)) dispose(c);
+    const cases = await decodeCases(n, k, 41);
     const xData = randn(k, 42, 3).map((v) => v + 0.5); // a mean, so LayerNorm's centring matters
     const wData = randn(k, 43);
     const bData = randn(k, 44);
