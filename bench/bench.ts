@@ -597,7 +597,7 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
 
 async function decode(rt: Runtime): Promise<void> {
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i);
-  const tokens = quick ? 8 : 32;
+  const tokens = quick ? 8 : 128;
   const measure = async (name: string, model: CausalLM) => {
     await generate(model, prompt, { maxNewTokens: 4 });
     const times: number[] = [];

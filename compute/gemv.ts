@@ -37,52 +37,64 @@ const NF4_WORD_DOT = `fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
   return dot(lo, xa) + dot(hi, xb);
 }`;
 
-const NF4_SCALES: Record<Nf4Scales["kind"], { decl: string; prologue: string }> = {
+/**
+ * How a storage of NF4 scales is read: WGSL all sources share (the `Scale` a chunk load carries and
+ * `scale_value`), its buffers per source with `load_scale_s(chunk)`, and what each source stages first.
+ */
+interface Nf4ScalesWgsl {
+  shared: string;
+  bindings: number;
+  source(s: number, first: number): string;
+  prologue(s: number): string;
+}
+
+const NF4_SCALES: Record<Nf4Scales["kind"], Nf4ScalesWgsl> = {
   f32: {
-    decl: `@group(0) @binding(6) var<storage, read> W_absmax: array<f32>;
-alias Scale = f32;
-fn load_scale(c: u32) -> Scale { return W_absmax[c >> 1u]; }
+    shared: `alias Scale = f32;
 fn scale_value(s: Scale) -> f32 { return s; }`,
-    prologue: "",
+    bindings: 1,
+    source: (s, first) =>
+      `@group(0) @binding(${first}) var<storage, read> W_absmax${s}: array<f32>;
+fn load_scale_${s}(c: u32) -> Scale { return W_absmax${s}[c >> 1u]; }`,
+    prologue: () => "",
   },
   // Two chunks per 64-weight block; four 8-bit codes per word; one second-level scale per 256 blocks. The load
-  // fetches the block's code and second-level scale; the 8-bit map, staged in workgroup memory, is read when the
-  // chunk is multiplied (the first loads are issued before the map is staged).
+  // fetches the block's code and second-level scale; the sources' 8-bit maps, staged side by side in workgroup
+  // memory, are read when the chunk is multiplied (the first loads are issued before the maps are staged).
   double: {
-    decl: `@group(0) @binding(6) var<storage, read> W_q: array<u32>;
-@group(0) @binding(7) var<storage, read> W_code: array<f32>;
-@group(0) @binding(8) var<storage, read> W_absmax2: array<f32>;
-var<workgroup> code_table: array<f32, 256>;
-struct Scale { code: u32, absmax2: f32 }
-fn load_scale(c: u32) -> Scale {
+    shared: `var<workgroup> code_table: array<f32, 256 * SOURCES>;
+struct Scale { code: u32, absmax2: f32, offset: f32 }
+fn scale_value(s: Scale) -> f32 { return code_table[s.code] * s.absmax2 + s.offset; }`,
+    bindings: 3,
+    source: (s, first) =>
+      `@group(0) @binding(${first}) var<storage, read> W_q${s}: array<u32>;
+@group(0) @binding(${first + 1}) var<storage, read> W_code${s}: array<f32>;
+@group(0) @binding(${first + 2}) var<storage, read> W_absmax2${s}: array<f32>;
+fn load_scale_${s}(c: u32) -> Scale {
   let block = c >> 1u;
-  return Scale((W_q[block >> 2u] >> ((block & 3u) * 8u)) & 255u, W_absmax2[block / 256u]);
-}
-fn scale_value(s: Scale) -> f32 { return code_table[s.code] * s.absmax2 + p.absmax_offset; }`,
-    prologue: "  code_table[tid] = W_code[tid];",
+  let code = (W_q${s}[block >> 2u] >> ((block & 3u) * 8u)) & 255u;
+  return Scale(${s * 256}u + code, W_absmax2${s}[block / 256u], p.absmax_offset[${s}]);
+}`,
+    prologue: (s) => `  code_table[${s * 256}u + tid] = W_code${s}[tid];`,
   },
 };
 
-/** WGSL of a weight storage: its buffers, x's slice per chunk, a chunk's load and its dot product. */
-function weightDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null): string {
+/** WGSL of what every source of a storage shares: the chunk's size, x's slice of it and their dot product. */
+function chunkDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null): string {
   if (storage === "f32") {
     return `const CHUNK: u32 = 4u;
 const VPC: u32 = 1u;
-@group(0) @binding(2) var<storage, read> W: array<vec4f>;
 alias Slice = vec4f;
 alias Chunk = vec4f;
 fn chunk_x(i: u32) -> Slice { return x_seg[i]; }
-fn load_chunk(row: u32, c: u32) -> Chunk { return W[row * (p.K / 4u) + c]; }
 fn chunk_dot(w: Chunk, xs: Slice) -> f32 { return dot(w, xs); }`;
   }
   if (storage === "f16") {
     return `const CHUNK: u32 = 8u;
 const VPC: u32 = 2u;
-@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
 struct Slice { a: vec4f, b: vec4f }
 alias Chunk = vec4<u32>;
 fn chunk_x(i: u32) -> Slice { return Slice(x_seg[i], x_seg[SEG + i]); }
-fn load_chunk(row: u32, c: u32) -> Chunk { return W[row * (p.K / 8u) + c]; }
 fn chunk_dot(w: Chunk, xs: Slice) -> f32 {
   return dot(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), xs.a) +
     dot(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), xs.b);
@@ -90,8 +102,7 @@ fn chunk_dot(w: Chunk, xs: Slice) -> f32 {
   }
   return `const CHUNK: u32 = 32u;
 const VPC: u32 = 8u;
-@group(0) @binding(2) var<storage, read> W: array<vec4<u32>>;
-${NF4_SCALES[scales!].decl}
+${NF4_SCALES[scales!].shared}
 ${NF4_LEVEL_WGSL}
 var<workgroup> nf4_table: array<f32, 16>;
 ${NF4_WORD_DOT}
@@ -101,15 +112,74 @@ fn chunk_x(i: u32) -> Slice {
   return Slice(x_seg[i], x_seg[SEG + i], x_seg[2u * SEG + i], x_seg[3u * SEG + i], x_seg[4u * SEG + i],
     x_seg[5u * SEG + i], x_seg[6u * SEG + i], x_seg[7u * SEG + i]);
 }
-fn load_chunk(row: u32, c: u32) -> Chunk {
-  let g = row * (p.K / 32u) + c;
-  return Chunk(W[g], load_scale(g));
-}
 fn chunk_dot(ch: Chunk, xs: Slice) -> f32 {
   let w = ch.w;
   return (word_dot(w.x, xs.v0, xs.v1) + word_dot(w.y, xs.v2, xs.v3) + word_dot(w.z, xs.v4, xs.v5) +
     word_dot(w.w, xs.v6, xs.v7)) * scale_value(ch.scale);
 }`;
+}
+
+/** Storage buffers a source binds: its weight, its NF4 scales and its bias. */
+function sourceBindings(storage: GemvWeight, scales: Nf4Scales["kind"] | null): number {
+  return 2 + (storage === "nf4" ? NF4_SCALES[scales!].bindings : 0);
+}
+
+/** WGSL of source s's weight and bias, from binding `first`, and `load_chunk_s(row, c)`. */
+function sourceDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null, s: number, first: number): string {
+  const words = storage === "f32" ? "vec4f" : "vec4<u32>";
+  const weight = `@group(0) @binding(${first}) var<storage, read> W${s}: array<${words}>;
+@group(0) @binding(${first + 1}) var<storage, read> bias${s}: array<f32>;`;
+  if (storage !== "nf4") {
+    return `${weight}
+fn load_chunk_${s}(row: u32, c: u32) -> Chunk { return W${s}[row * (p.K / CHUNK) + c]; }`;
+  }
+  return `${weight}
+${NF4_SCALES[scales!].source(s, first + 2)}
+fn load_chunk_${s}(row: u32, c: u32) -> Chunk {
+  let g = row * (p.K / CHUNK) + c;
+  return Chunk(W${s}[g], load_scale_${s}(g));
+}`;
+}
+
+/** `name(src, ...)`: the call `call(s)` for source src, one branch per source (src is uniform per workgroup). */
+function bySource(signature: string, sources: number, call: (s: number) => string): string {
+  const branches = Array.from(
+    { length: sources - 1 },
+    (_, i) => `  if (src == ${i + 1}u) { ${call(i + 1)} }`,
+  );
+  return `fn ${signature} {\n${[...branches, `  ${call(0)}`].join("\n")}\n}`;
+}
+
+/**
+ * WGSL of the sources' buffers (from binding `first`) and the functions main reads them by: `load_chunk`,
+ * `bias_of`, and `y_of` / `store_y` for each of the `outputs` outputs (bound after the sources).
+ */
+function sourcesDecl(
+  storage: GemvWeight,
+  scales: Nf4Scales["kind"] | null,
+  sources: number,
+  outputs: number,
+  first: number,
+): string {
+  const per = sourceBindings(storage, scales);
+  const decls = Array.from({ length: sources }, (_, s) => sourceDecl(storage, scales, s, first + s * per));
+  const ys = Array.from(
+    { length: outputs },
+    (_, s) => `@group(0) @binding(${first + sources * per + s}) var<storage, read_write> y${s}: array<f32>;`,
+  );
+  return [
+    chunkDecl(storage, scales),
+    ...decls,
+    ...ys,
+    bySource(
+      "load_chunk(src: u32, row: u32, c: u32) -> Chunk",
+      sources,
+      (s) => `return load_chunk_${s}(row, c);`,
+    ),
+    bySource("bias_of(src: u32, row: u32) -> f32", sources, (s) => `return bias${s}[row];`),
+    bySource("y_of(src: u32, row: u32) -> f32", outputs, (s) => `return y${s}[row];`),
+    bySource("store_y(src: u32, row: u32, v: f32)", outputs, (s) => `y${s}[row] = v; return;`),
+  ].join("\n");
 }
 
 function largestPowerOfTwoAtMost(v: number): number {
@@ -173,10 +243,23 @@ fn norm_stats(tid: u32) {
 fn staged_x(i: u32) -> vec4f { return (x[i] - vec4f(norm_mean)) * norm_rstd * norm_w[i] + norm_b[i]; }`;
 }
 
-const kernels = new Map<string, KernelSpec>();
+/** A GEMV kernel's shape: what varies between dispatches is only in Params and the bound buffers. */
+interface Variant {
+  layout: GemvLayout;
+  storage: GemvWeight;
+  scales: Nf4Scales["kind"] | null;
+  norm: GemvNorm["kind"] | "none";
+  /** Stacked sources, each with its own rows and output, or a SwiGLU pair (gate, up) with one output. */
+  combine: "stack" | "swiglu";
+  sources: number;
+}
 
-/** Workgroup memory the kernel keeps for partial sums, tables and the reduction tree; the rest may stage x. */
-const RESERVED_WORKGROUP_BYTES = 8192;
+/** Workgroup memory the kernel keeps besides x's segment: partial sums, NF4 tables, the reduction tree. */
+function reservedBytes(v: Variant): number {
+  const partials = WG * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
+  const codeTables = v.scales === "double" ? 256 * 4 * v.sources : 0;
+  return partials + codeTables + 2048;
+}
 
 const segments = new Map<string, number>();
 
@@ -184,67 +267,91 @@ const segments = new Map<string, number>();
  * Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory, else a multiple of the
  * lanes (a lane's chunks then continue from one segment into the next, so its next load is known early).
  */
-function segmentChunks(k: number, storage: GemvWeight, lanes: number): number {
-  const key = `${storage}|${k}|${lanes}`;
+function segmentChunks(k: number, v: Variant): number {
+  const reserved = reservedBytes(v);
+  const key = `${v.storage}|${k}|${v.layout.lanes}|${reserved}`;
   let segment = segments.get(key);
   if (segment === undefined) {
-    const chunks = k / CHUNK[storage];
-    const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - RESERVED_WORKGROUP_BYTES;
-    const fit = Math.floor(bytes / (CHUNK[storage] * 4));
-    segment = fit >= chunks ? chunks : Math.max(lanes, fit - (fit % lanes));
+    const chunks = k / CHUNK[v.storage];
+    const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - reserved;
+    const fit = Math.floor(bytes / (CHUNK[v.storage] * 4));
+    segment = fit >= chunks ? chunks : Math.max(v.layout.lanes, fit - (fit % v.layout.lanes));
     segments.set(key, segment);
   }
   return segment;
 }
 
+/** Storage buffers a dispatch binds: x, the epilogue's input, the norm's parameters, the sources, the outputs. */
+function bindingCount(v: Variant): number {
+  const norm = v.norm === "layer" ? 2 : v.norm === "rms" ? 1 : 0;
+  const outputs = v.combine === "swiglu" ? 1 : v.sources;
+  return 2 + norm + v.sources * sourceBindings(v.storage, v.scales) + outputs;
+}
+
+const kernels = new Map<string, KernelSpec>();
+
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
-function kernel(
-  layout: GemvLayout,
-  storage: GemvWeight,
-  scales: Nf4Scales["kind"] | null,
-  segment: number,
-  norm: GemvNorm["kind"] | "none",
-): KernelSpec {
-  const key = `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}`;
+function kernel(v: Variant, segment: number): KernelSpec {
+  const { layout, storage, scales, norm, combine, sources } = v;
+  const key =
+    `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}`;
   let spec = kernels.get(key);
   if (!spec) {
-    const rows = Array.from({ length: layout.rowsPerThread }, (_, j) => j);
-    const scaleBindings: KernelSpec["bindings"] = scales === "double"
-      ? ["read", "read", "read"]
-      : scales === "f32"
-      ? ["read"]
-      : [];
-    const normBindings: KernelSpec["bindings"] = norm === "layer"
-      ? ["read", "read"]
-      : norm === "rms"
-      ? ["read"]
+    const swiglu = combine === "swiglu";
+    const normBindings = norm === "layer" ? 2 : norm === "rms" ? 1 : 0;
+    const outputs = swiglu ? 1 : sources;
+    // A slot is one row a thread accumulates: its RPT rows, of both weights for a SwiGLU pair (gate slots first,
+    // up slots after, on the same rows).
+    const slots = Array.from({ length: layout.rowsPerThread * (swiglu ? 2 : 1) }, (_, j) => ({
+      j,
+      row: j % layout.rowsPerThread,
+      src: swiglu ? `${Math.floor(j / layout.rowsPerThread)}u` : "src",
+      part: swiglu ? Math.floor(j / layout.rowsPerThread) : 0,
+    }));
+    const rows = Array.from({ length: layout.rowsPerThread }, (_, r) => r);
+    const prologues = storage === "nf4"
+      ? Array.from({ length: sources }, (_, s) => NF4_SCALES[scales!].prologue(s)).filter((l) => l !== "")
       : [];
     spec = {
       file: FILE,
       entry: "main",
-      bindings: ["read", "read", "read", "write", "read", ...scaleBindings, ...normBindings],
+      bindings: Array.from(
+        { length: bindingCount(v) },
+        (_, i) => i >= bindingCount(v) - outputs ? "write" : "read",
+      ),
       defines: {
         ACTIVATIONS: ACTIVATION_FNS_WGSL,
         WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL,
-        NORM_DECL: normDecl(norm, 6 + scaleBindings.length),
+        NORM_DECL: normDecl(norm, 3),
         LANES: layout.lanes,
         RPT: layout.rowsPerThread,
         SEG: segment,
-        W_DECL: weightDecl(storage, scales),
+        SOURCES: sources,
+        STACKED: swiglu ? 1 : sources,
+        PARTS: swiglu ? 2 : 1,
+        W_DECL: sourcesDecl(storage, scales, sources, outputs, 3 + normBindings),
         // The tables are read after the barrier that opens the first segment.
         PROLOGUE: storage === "nf4"
-          ? `  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }\n${NF4_SCALES[scales!].prologue}`
+          ? [`  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }`, ...prologues].join("\n")
           : "",
-        ACC_DECL: rows.map((j) =>
-          `  var acc${j} = 0.0;\n  let row${j} = min(first_row + local_row + ${j}u, last);\n  var next${j}: Chunk;`
+        ACC_DECL: [
+          ...rows.map((r) => `  let row${r} = min(first_row + local_row + ${r}u, last);`),
+          ...slots.map(({ j }) => `  var acc${j} = 0.0;\n  var next${j}: Chunk;`),
+        ].join("\n"),
+        PREFETCH_FIRST: slots.map(({ j, row, src }) =>
+          `  if (lane < chunks) { next${j} = load_chunk(${src}, row${row}, lane); }`
         ).join("\n"),
-        PREFETCH_FIRST: rows.map((j) => `  if (lane < chunks) { next${j} = load_chunk(row${j}, lane); }`)
-          .join("\n"),
-        ROW_UPDATES: rows.map((j) =>
-          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(row${j}, i + LANES); }\n` +
+        ROW_UPDATES: slots.map(({ j, row, src }) =>
+          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
           `      acc${j} += chunk_dot(w${j}, xs);`
         ).join("\n"),
-        PARTIAL_STORE: rows.map((j) => `  partial[lane * ROWS + local_row + ${j}u] = acc${j};`).join("\n"),
+        PARTIAL_STORE: slots.map(({ j, row, part }) =>
+          `  partial[(lane * PARTS + ${part}u) * ROWS + local_row + ${row}u] = acc${j};`
+        ).join("\n"),
+        FINISH: swiglu
+          ? `    let g = product(0u, 0u, row, r);\n    store_y(0u, row, g * sigmoid(g) * product(1u, 1u, row, r));`
+          : `    var v = epilogue(row, product(src, 0u, row, r));\n` +
+            `    if (p.accumulate != 0u) { v += y_of(src, row); }\n    store_y(src, row, v);`,
       },
     };
     kernels.set(key, spec);
@@ -274,7 +381,155 @@ const EPILOGUE_CODES: Record<GemvEpilogue["kind"], number> = {
   gelu: 3,
 };
 
-const NO_EPILOGUE: GemvEpilogue = { kind: "none" };
+/** One weight W [rows, K] of a GEMV dispatch, as stored (`scales` are an NF4 weight's), with its bias [rows]. */
+export interface GemvSource {
+  weight: BufferRange;
+  scales: Nf4Scales | null;
+  bias: BufferRange | null;
+  rows: number;
+}
+
+/** Sources one dispatch takes at most (Params holds four of each per-source field). */
+export const MAX_GEMV_SOURCES = 4;
+
+/** What a GEMV dispatch shares among its sources. */
+export interface GemvOptions {
+  /** The weights' storage, alike for every source (and their NF4 scales' kind). */
+  storage: GemvWeight;
+  /** Normalises x on the way in. */
+  norm?: GemvNorm | null;
+  layout?: GemvLayout;
+}
+
+function variantOf(
+  options: GemvOptions,
+  sources: readonly GemvSource[],
+  combine: Variant["combine"],
+  rows: number,
+  k: number,
+): Variant {
+  const { storage } = options;
+  const scales = sources[0].scales?.kind ?? null;
+  if (
+    sources.some((s) => (storage === "nf4") !== (s.scales !== null) || (s.scales?.kind ?? null) !== scales)
+  ) {
+    throw new TypeError(
+      `gemv: ${storage} weights ${
+        storage === "nf4" ? "need NF4 scales, all of one kind" : "take no NF4 scales"
+      }`,
+    );
+  }
+  return {
+    layout: options.layout ?? gemvLayout(rows, k, storage),
+    storage,
+    scales,
+    norm: options.norm?.kind ?? "none",
+    combine,
+    sources: sources.length,
+  };
+}
+
+/** Whether one dispatch can bind these sources on this device (else call them in smaller stacks). */
+export function gemvFits(
+  options: GemvOptions,
+  sources: readonly GemvSource[],
+  combine: "stack" | "swiglu",
+): boolean {
+  if (sources.length > MAX_GEMV_SOURCES) return false;
+  const v = variantOf(options, sources, combine, sources[0].rows, CHUNK[options.storage]);
+  return bindingCount(v) <= rt().gpu.device.limits.maxStorageBuffersPerShaderStage;
+}
+
+function dispatchGemv(
+  v: Variant,
+  x: BufferRange,
+  k: number,
+  sources: readonly GemvSource[],
+  outputs: readonly BufferRange[],
+  norm: GemvNorm | null,
+  epilogue: GemvEpilogue,
+  accumulate: boolean,
+): void {
+  if (bindingCount(v) > rt().gpu.device.limits.maxStorageBuffersPerShaderStage) {
+    throw new RangeError(
+      `gemv: ${sources.length} sources need ${bindingCount(v)} storage buffers, more than this device's ` +
+        `${rt().gpu.device.limits.maxStorageBuffersPerShaderStage}: call fewer at once`,
+    );
+  }
+  const spec = kernel(v, segmentChunks(k, v));
+  const aux = epilogue.kind === "residual"
+    ? epilogue.residual
+    : epilogue.kind === "silu-gate"
+    ? epilogue.gate
+    : x;
+  const buffers = [x, aux];
+  if (norm) buffers.push(norm.weight);
+  if (norm?.kind === "layer") buffers.push(norm.bias);
+  for (const s of sources) {
+    buffers.push(s.weight, s.bias ?? x);
+    if (s.scales?.kind === "f32") buffers.push(s.scales.absmax);
+    if (s.scales?.kind === "double") buffers.push(s.scales.q, s.scales.code, s.scales.absmax2);
+  }
+  buffers.push(...outputs);
+  const rowsPerGroup = (WG / v.layout.lanes) * v.layout.rowsPerThread;
+  const four = (f: (s: GemvSource, i: number) => number) =>
+    Array.from({ length: MAX_GEMV_SOURCES }, (_, i) => (i < sources.length ? f(sources[i], i) : 0));
+  const firstGroups: number[] = [];
+  let groups = 0;
+  for (const s of sources) {
+    firstGroups.push(groups);
+    if (v.combine === "stack") groups += Math.ceil(s.rows / rowsPerGroup);
+  }
+  if (v.combine === "swiglu") groups = Math.ceil(sources[0].rows / rowsPerGroup);
+  const params = new Params().u32(k, accumulate ? 1 : 0, EPILOGUE_CODES[epilogue.kind]).f32(norm?.eps ?? 0)
+    .u32(...four((s) => s.rows))
+    .u32(...four((_, i) => v.combine === "stack" ? firstGroups[i] : 0))
+    .u32(...four((s) => (s.bias ? 1 : 0)))
+    .f32(...four((s) => (s.scales?.kind === "double" ? s.scales.offset : 0)));
+  rt().dispatch(spec, params, buffers, groups);
+}
+
+/**
+ * outputs[s] = norm(x) @ W_sᵀ (+ bias_s) for every source in one dispatch (q, k and v of one layer): x [1, K],
+ * W_s [rows_s, K], outputs[s] [rows_s]. Stacks the device cannot bind at once are split.
+ */
+export function gemvStackInto(
+  x: BufferRange,
+  k: number,
+  sources: readonly GemvSource[],
+  outputs: readonly BufferRange[],
+  options: GemvOptions,
+): void {
+  if (sources.length === 0 || sources.length !== outputs.length) {
+    throw new RangeError(`gemv: ${sources.length} sources for ${outputs.length} outputs`);
+  }
+  if (sources.length > 1 && !gemvFits(options, sources, "stack")) {
+    const half = Math.ceil(sources.length / 2);
+    gemvStackInto(x, k, sources.slice(0, half), outputs.slice(0, half), options);
+    gemvStackInto(x, k, sources.slice(half), outputs.slice(half), options);
+    return;
+  }
+  const rows = sources.reduce((sum, s) => sum + s.rows, 0);
+  const v = variantOf(options, sources, "stack", rows, k);
+  dispatchGemv(v, x, k, sources, outputs, options.norm ?? null, { kind: "none" }, false);
+}
+
+/**
+ * y = silu(norm(x) @ Gᵀ (+ bias_g)) * (norm(x) @ Uᵀ (+ bias_u)) in one dispatch: SwiGLU's gate and up
+ * projections read together, x [1, K], G and U [rows, K], y [rows].
+ */
+export function gemvSwigluInto(
+  y: BufferRange,
+  x: BufferRange,
+  k: number,
+  gate: GemvSource,
+  up: GemvSource,
+  options: GemvOptions,
+): void {
+  if (gate.rows !== up.rows) throw new RangeError(`gemv: gate has ${gate.rows} rows but up has ${up.rows}`);
+  const v = variantOf(options, [gate, up], "swiglu", gate.rows, k);
+  dispatchGemv(v, x, k, [gate, up], [y], options.norm ?? null, { kind: "none" }, false);
+}
 
 /**
  * y (+)= epilogue(norm(x) @ Wᵀ (+ bias)): x [1, K], W [N, K]; `scales` are an NF4 weight's; `norm` (optional)
@@ -290,29 +545,11 @@ export function gemvInto(
   bias: BufferRange | null,
   accumulate: boolean,
   scales: Nf4Scales | null,
-  layout: GemvLayout = gemvLayout(n, k, storage),
-  epilogue: GemvEpilogue = NO_EPILOGUE,
+  layout?: GemvLayout,
+  epilogue: GemvEpilogue = { kind: "none" },
   norm: GemvNorm | null = null,
 ): void {
-  if ((storage === "nf4") !== (scales !== null)) {
-    throw new TypeError(`gemv: ${storage} weights ${storage === "nf4" ? "need" : "take no"} NF4 scales`);
-  }
-  const segment = segmentChunks(k, storage, layout.lanes);
-  const spec = kernel(layout, storage, scales?.kind ?? null, segment, norm?.kind ?? "none");
-  const aux = epilogue.kind === "residual"
-    ? epilogue.residual
-    : epilogue.kind === "silu-gate"
-    ? epilogue.gate
-    : x;
-  const buffers = [x, weight, bias ?? x, y, aux];
-  if (scales?.kind === "f32") buffers.push(scales.absmax);
-  if (scales?.kind === "double") buffers.push(scales.q, scales.code, scales.absmax2);
-  if (norm) buffers.push(norm.weight);
-  if (norm?.kind === "layer") buffers.push(norm.bias);
-  const params = new Params().u32(n, k, bias ? 1 : 0, accumulate ? 1 : 0)
-    .f32(scales?.kind === "double" ? scales.offset : 0).u32(EPILOGUE_CODES[epilogue.kind]).f32(
-      norm?.eps ?? 0,
-    );
-  const rowsPerGroup = (WG / layout.lanes) * layout.rowsPerThread;
-  rt().dispatch(spec, params, buffers, Math.ceil(n / rowsPerGroup));
+  const source: GemvSource = { weight, scales, bias, rows: n };
+  const v = variantOf({ storage, norm, layout }, [source], "stack", n, k);
+  dispatchGemv(v, x, k, [source], [y], norm, epilogue, accumulate);
 }

@@ -1,34 +1,39 @@
-// Matrix-vector product for decoding: y[n] = epilogue(sum_k norm(x)[k] * W[n, k] + bias[n]) (+ y[n]) with W
-// [N, K] row-major (PyTorch's Linear layout) stored as f32, f16 or NF4; the norm (NORM_DECL) and the epilogue
-// (`epilogue`) are optional. Memory-bound, so every byte of W is read once with a 16-byte load (a "chunk": 4 f32,
-// 8 f16 or 32 NF4 codes) and everything else comes from workgroup memory.
+// Matrix-vector products for decoding, one dispatch for several weights that read the same x: for each source s
+// (up to 4), y_s[n] = epilogue(sum_k norm(x)[k] * W_s[n, k] + bias_s[n]) (+ y_s[n]), W_s [N_s, K] row-major
+// (PyTorch's Linear layout) stored as f32, f16 or NF4 (every source alike). Stacked sources (q, k and v) each own
+// a run of workgroups; a SwiGLU pair (gate and up) shares its workgroups, and each row's two sums meet in
+// y[n] = silu(gate[n]) * up[n]. The norm (NORM_DECL) and the epilogue (`epilogue`) are optional. Memory-bound, so
+// every byte of W is read once with a 16-byte load (a "chunk": 4 f32, 8 f16 or 32 NF4 codes) and everything else
+// comes from workgroup memory.
 //
 // A workgroup owns ROWS consecutive rows: GROUPS thread groups of LANES threads, each group RPT rows. x is staged
 // in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the v-th vec4 of chunk
 // c), so the lanes, which read consecutive chunks, read consecutive vec4s. A thread walks its rows' chunks lane,
 // lane + LANES, ... (consecutive lanes read consecutive chunks of W, so loads coalesce) and reuses each slice of
-// x for its RPT rows. Partial sums meet in workgroup memory and one thread per row adds its LANES partials. The
-// wrapper unrolls the RPT rows into named accumulators (ACC_DECL, ROW_UPDATES), since arrays indexed in loops
-// leave registers. W_DECL declares the weight (and NF4 scale) buffers, VPC (vec4s of x per chunk), the structs
-// `Slice` (x's part of a chunk) and `Chunk` (a chunk of W with its scale), `load_chunk(row, c) -> Chunk` for
-// chunk c of a row, and `chunk_dot(w: Chunk, xs: Slice) -> f32`.
+// x for its SLOTS rows (RPT rows, of both weights for a SwiGLU pair). Partial sums meet in workgroup memory and
+// one thread per row adds its LANES partials. The wrapper unrolls the slots into named accumulators (ACC_DECL,
+// ROW_UPDATES), since arrays indexed in loops leave registers. W_DECL declares the sources' buffers, VPC (vec4s
+// of x per chunk), the structs `Slice` (x's part of a chunk) and `Chunk` (a chunk of W with its scale),
+// `load_chunk(src, row, c) -> Chunk` for chunk c of a source's row, `chunk_dot(w: Chunk, xs: Slice) -> f32`,
+// and `bias_of`, `y_of` and `store_y` for a source's row.
 
 struct Params {
-  N: u32,
   K: u32,
-  has_bias: u32,
   accumulate: u32,
-  absmax_offset: f32,
   epilogue: u32,
   norm_eps: f32,
+  // Per source: its rows, its first workgroup (stacked sources), whether it has a bias, and the offset of its
+  // double-quantised scales.
+  rows: vec4<u32>,
+  first_group: vec4<u32>,
+  has_bias: vec4<u32>,
+  absmax_offset: vec4f,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 // The epilogue's second input: the residual (EPILOGUE_RESIDUAL) or the gate (EPILOGUE_SILU_GATE), one per row.
-@group(0) @binding(5) var<storage, read> aux: array<f32>;
+@group(0) @binding(2) var<storage, read> aux: array<f32>;
 
 const EPILOGUE_NONE: u32 = 0u;
 const EPILOGUE_RESIDUAL: u32 = 1u;
@@ -54,12 +59,19 @@ const GROUPS: u32 = WG / LANES;
 const RPT: u32 = {{RPT}}u;
 const ROWS: u32 = GROUPS * RPT;
 const SEG: u32 = {{SEG}}u;
+// Weights the dispatch reads.
+const SOURCES: u32 = {{SOURCES}}u;
+// Sources stacked along the rows, each with its own workgroups (1 for a SwiGLU pair).
+const STACKED: u32 = {{STACKED}}u;
+// Partial sums per row: one, or two for a SwiGLU pair (gate, up).
+const PARTS: u32 = {{PARTS}}u;
 
 {{W_DECL}}
 
 var<workgroup> x_seg: array<vec4f, SEG * VPC>;
-// partial[lane * ROWS + row]: consecutive rows side by side, so the final per-row sums read without conflicts.
-var<workgroup> partial: array<f32, WG * RPT>;
+// partial[(lane * PARTS + part) * ROWS + row]: consecutive rows side by side, so the final per-row sums read
+// without conflicts.
+var<workgroup> partial: array<f32, WG * RPT * PARTS>;
 
 {{WORKGROUP_REDUCE}}
 
@@ -70,13 +82,39 @@ var<private> norm_mean: f32;
 var<private> norm_rstd: f32;
 {{NORM_DECL}}
 
+// The source whose rows a workgroup computes: the last whose first workgroup it has reached.
+fn source_of(group: u32) -> u32 {
+  var src = 0u;
+  for (var s = 1u; s < STACKED; s++) {
+    if (group >= p.first_group[s]) { src = s; }
+  }
+  return src;
+}
+
+// The sum of a row's partials, for part `part` of each lane.
+fn row_sum(part: u32, r: u32) -> f32 {
+  var v = 0.0;
+  for (var l = 0u; l < LANES; l++) { v += partial[(l * PARTS + part) * ROWS + r]; }
+  return v;
+}
+
+// The product (+ bias) of row `row` of source `src`, from the partials of local row r.
+fn product(src: u32, part: u32, row: u32, r: u32) -> f32 {
+  var v = row_sum(part, r);
+  if (p.has_bias[src] != 0u) { v += bias_of(src, row); }
+  return v;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let first_row = (wid.x + wid.y * nwg.x) * ROWS;
+  let group = wid.x + wid.y * nwg.x;
+  let src = source_of(group);
+  let first_row = (group - p.first_group[src]) * ROWS;
   let lane = tid % LANES;
   let local_row = (tid / LANES) * RPT;
-  // Rows past N repeat the last row: their sums are computed and never stored, so the loop needs no branch.
-  let last = p.N - 1u;
+  // Rows past the source's end repeat its last row: their sums are computed and never stored, so the loop needs
+  // no branch.
+  let last = p.rows[src] - 1u;
   let chunks = p.K / CHUNK;
   // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
   // flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
@@ -104,12 +142,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   workgroupBarrier();
   for (var r = tid; r < ROWS; r += WG) {
     let row = first_row + r;
-    if (row >= p.N) { break; }
-    var v = 0.0;
-    for (var l = 0u; l < LANES; l++) { v += partial[l * ROWS + r]; }
-    if (p.has_bias != 0u) { v += bias[row]; }
-    v = epilogue(row, v);
-    if (p.accumulate != 0u) { v += y[row]; }
-    y[row] = v;
+    if (row >= p.rows[src]) { break; }
+{{FINISH}}
   }
 }

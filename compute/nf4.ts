@@ -5,7 +5,7 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
-import { gemvApplies, type GemvEpilogue, gemvInto, type GemvNorm, type Nf4Scales } from "./gemv.ts";
+import { gemvApplies, gemvInto, type Nf4Scales } from "./gemv.ts";
 import { matmulInto, type PackedNf4Matrix } from "./matmul.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor, tensor } from "./tensor.ts";
@@ -195,8 +195,9 @@ export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): 
   const lead = x.shape.slice(0, -1);
   const x2 = x.reshape([-1, inp]); // x2: [N, in]
   const y = empty([x2.shape[0], out]); // y: [N, out]
-  if (x2.shape[0] === 1 && gemvApplies(inp, "nf4")) nf4GemvInto(y, x2, w, bias);
-  else withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
+  if (x2.shape[0] === 1 && gemvApplies(inp, "nf4")) {
+    gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, nf4Scales(w));
+  } else withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
   const result = y.reshape([...lead, out]);
   if (needsGrad(x, bias)) {
     record(result, bias ? [x, bias] : [x], [], (g) => {
@@ -211,36 +212,8 @@ export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): 
   return result;
 }
 
-/**
- * Decoding: y [1, out] = epilogue(norm(x) [1, in] @ Wᵀ (+ bias)) by the GEMV, which reads the scales as stored
- * (no widening dispatch for double-quantised ones). No gradients are recorded.
- */
-export function nf4GemvInto(
-  y: Tensor,
-  x: Tensor,
-  w: Nf4Weight,
-  bias: Tensor | null,
-  epilogue?: GemvEpilogue,
-  norm: GemvNorm | null = null,
-): void {
-  const [out, inp] = w.shape;
-  gemvInto(
-    y.range,
-    x.range,
-    w.packed.range,
-    "nf4",
-    out,
-    inp,
-    bias?.range ?? null,
-    false,
-    nf4Scales(w),
-    undefined,
-    epilogue,
-    norm,
-  );
-}
-
-function nf4Scales(w: Nf4Weight): Nf4Scales {
+/** An NF4 weight's scales as the GEMV reads them (as stored). */
+export function nf4Scales(w: Nf4Weight): Nf4Scales {
   if (w.absmax) return { kind: "f32", absmax: w.absmax.range };
   const { q, code, absmax2, offset } = w.double!;
   return { kind: "double", q: q.range, code: code.range, absmax2: absmax2.range, offset };

@@ -125,13 +125,14 @@ export class Gpt2Model extends DecoderDims implements CausalLM {
   ) {
     const { nHead, layerNormEps } = this.config;
     const d = this.headDim;
-    // The norms ride on the projections' GEMVs when decoding (NormedInput), as do the residual adds and GELU
-    // (linearThen).
+    // When decoding, the norms ride on the projections' GEMVs, q/k/v share one (NormedInput), and the residual
+    // adds and GELU ride on theirs (linearThen).
     const ln1 = { kind: "layer" as const, weight: block.ln1.weight, bias: block.ln1.bias, eps: layerNormEps };
     const h = new NormedInput(x, ln1); // h: [B, T, C]
-    const q = h.linear(block.q).reshape([batch, seq, nHead, d]);
-    let k = h.linear(block.k).reshape([batch, seq, nHead, d]);
-    let v = h.linear(block.v).reshape([batch, seq, nHead, d]);
+    const [qh, kh, vh] = h.linears([block.q, block.k, block.v]);
+    const q = qh.reshape([batch, seq, nHead, d]); // q: [B, T, H, D]
+    let k = kh.reshape([batch, seq, nHead, d]);
+    let v = vh.reshape([batch, seq, nHead, d]);
     const cache = options.caches?.[index];
     if (cache) {
       cache.append(k, v);

@@ -9,10 +9,16 @@ import { add, axpby, gelu, scale } from "../../compute/elementwise.ts";
 import {
   gemvApplies,
   type GemvEpilogue,
+  gemvFits,
   gemvInto,
-  type GemvNorm,
+  type GemvOptions,
+  type GemvSource,
+  gemvStackInto,
+  gemvSwigluInto,
   type GemvWeight,
+  type Nf4Scales,
 } from "../../compute/gemv.ts";
+import type { BufferRange } from "../../compute/runtime.ts";
 import { layerNorm, rmsNorm } from "../../compute/norm.ts";
 import { matmul } from "../../compute/matmul.ts";
 import { dropout } from "../../compute/dropout.ts";
@@ -24,13 +30,20 @@ export interface LinearLike {
   readonly outFeatures: number;
   forward(x: Tensor): Tensor;
   /**
-   * epilogue(forward(norm(x))) as one GEMV dispatch when x is a single row (decoding), without recording
-   * gradients; null when this layer cannot (several rows, a row length the GEMV does not take, an active
-   * adapter, f16 norm parameters).
+   * The weight as the decode GEMV reads it (as stored, with the bias), or null when a single row through this
+   * layer is not one GEMV (an active adapter adds its own products).
    */
-  fusedGemv?(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null;
+  gemvOperand?(): GemvOperand | null;
   parameters(): Tensor[];
   dispose(): void;
+}
+
+/** A layer's weight [out, in] as one source of a decode GEMV. */
+export interface GemvOperand {
+  storage: GemvWeight;
+  weight: BufferRange;
+  scales: Nf4Scales | null;
+  bias: Tensor | null;
 }
 
 /** What follows a linear layer in the decoders: nothing, a residual add, SwiGLU's gating of `up`, or GELU. */
@@ -45,10 +58,13 @@ export type LinearNorm =
   | { kind: "rms"; weight: Tensor; eps: number }
   | { kind: "layer"; weight: Tensor; bias: Tensor; eps: number };
 
+const NONE: LinearEpilogue = { kind: "none" };
+
 /**
- * A normalised input shared by several projections (q, k, v; gate, up): when decoding, each projection's GEMV
- * normalises x itself (no dispatch for the norm, no normalised tensor); otherwise norm(x) is computed once, on
- * first use, and fed to the layers' forward.
+ * A normalised input shared by several projections (q, k, v; gate, up): when decoding, the projections' GEMVs
+ * normalise x themselves (no dispatch for the norm, no normalised tensor), and projections that read it together
+ * (`linears`, `swiglu`) share one dispatch; otherwise norm(x) is computed once, on first use, and fed to the
+ * layers' forward.
  */
 export class NormedInput {
   private normed: Tensor | null = null;
@@ -56,17 +72,35 @@ export class NormedInput {
   constructor(readonly x: Tensor, readonly norm: LinearNorm) {}
 
   /** epilogue(layer(norm(x))). */
-  linear(layer: LinearLike, epilogue: LinearEpilogue = { kind: "none" }): Tensor {
+  linear(layer: LinearLike, epilogue: LinearEpilogue = NONE): Tensor {
+    return this.decode([layer], "stack", epilogue)?.[0] ?? linearThen(layer, this.normedX(), epilogue);
+  }
+
+  /** layer(norm(x)) for each layer (q, k and v): one GEMV dispatch for all of them when decoding. */
+  linears(layers: readonly LinearLike[]): Tensor[] {
+    return this.decode(layers, "stack", NONE) ?? layers.map((layer) => this.linear(layer));
+  }
+
+  /** silu(gate(norm(x))) * up(norm(x)), SwiGLU: one GEMV dispatch for both projections when decoding. */
+  swiglu(gate: LinearLike, up: LinearLike): Tensor {
+    return this.decode([gate, up], "swiglu", NONE)?.[0] ??
+      this.linear(up, { kind: "silu-gate", gate: this.linear(gate) });
+  }
+
+  private decode(layers: readonly LinearLike[], combine: "stack" | "swiglu", epilogue: LinearEpilogue) {
     const { weight } = this.norm;
     const bias = this.norm.kind === "layer" ? this.norm.bias : null;
-    if (!needsGrad(this.x, weight, bias, epilogueInput(epilogue), ...layer.parameters())) {
-      const fused = layer.fusedGemv?.(this.x, epilogue, this.norm);
-      if (fused) return fused;
+    if (needsGrad(this.x, weight, bias, epilogueInput(epilogue), ...layers.flatMap((l) => l.parameters()))) {
+      return null;
     }
+    return decodeGemv(layers, this.x, combine, epilogue, this.norm);
+  }
+
+  private normedX(): Tensor {
     this.normed ??= this.norm.kind === "rms"
       ? rmsNorm(this.x, this.norm.weight, this.norm.eps)
       : layerNorm(this.x, this.norm.weight, this.norm.bias, this.norm.eps);
-    return linearThen(layer, this.normed, epilogue);
+    return this.normed;
   }
 }
 
@@ -84,8 +118,8 @@ function epilogueInput(epilogue: LinearEpilogue): Tensor | null {
  */
 export function linearThen(layer: LinearLike, x: Tensor, epilogue: LinearEpilogue): Tensor {
   if (!needsGrad(x, epilogueInput(epilogue), ...layer.parameters())) {
-    const fused = layer.fusedGemv?.(x, epilogue);
-    if (fused) return fused;
+    const fused = decodeGemv([layer], x, "stack", epilogue);
+    if (fused) return fused[0];
   }
   const y = layer.forward(x);
   switch (epilogue.kind) {
@@ -101,39 +135,83 @@ export function linearThen(layer: LinearLike, x: Tensor, epilogue: LinearEpilogu
 }
 
 /**
- * The output tensor and GEMV epilogue of a fused single-row call, or null when x is not one row of `inFeatures`
- * f32 values whose length the GEMV takes for this storage.
+ * The layers applied to one row x (decoding) in one GEMV dispatch, without recording gradients: each layer's
+ * output ("stack", with `epilogue` for a single layer), or silu(first) * second ("swiglu"). Null when they cannot
+ * be: x is not one f32 row of the layers' common input length, a layer has no GEMV operand (an active adapter),
+ * the layers' storages differ or the GEMV does not take their row length, f16 norm parameters, or more
+ * buffers than one dispatch binds.
  */
-export function fusedGemvPlan(
-  layer: LinearLike,
+function decodeGemv(
+  layers: readonly LinearLike[],
   x: Tensor,
-  storage: GemvWeight,
+  combine: "stack" | "swiglu",
   epilogue: LinearEpilogue,
   norm?: LinearNorm,
-): { y: Tensor; epilogue: GemvEpilogue; norm: GemvNorm | null } | null {
-  if (x.size !== layer.inFeatures || x.dtype !== "f32" || !gemvApplies(layer.inFeatures, storage)) {
-    return null;
-  }
+): Tensor[] | null {
+  const k = layers[0].inFeatures;
+  if (x.size !== k || x.dtype !== "f32" || layers.some((l) => l.inFeatures !== k)) return null;
+  const operands = layers.map((l) => l.gemvOperand?.() ?? null);
+  if (operands.some((o) => !o || o.bias?.dtype === "f16")) return null;
+  const ops = operands as GemvOperand[];
+  const { storage } = ops[0];
+  if (ops.some((o) => o.storage !== storage || o.scales?.kind !== ops[0].scales?.kind)) return null;
+  if (!gemvApplies(k, storage)) return null;
   const normParams = norm ? (norm.kind === "layer" ? [norm.weight, norm.bias] : [norm.weight]) : [];
-  if (normParams.some((t) => t.dtype !== "f32" || t.size !== layer.inFeatures)) return null;
+  if (normParams.some((t) => t.dtype !== "f32" || t.size !== k)) return null;
   const input = epilogueInput(epilogue);
-  if (input && (input.size !== layer.outFeatures || input.dtype !== "f32")) {
+  if (input && (input.size !== layers[0].outFeatures || input.dtype !== "f32")) {
     throw new RangeError(
-      `${epilogue.kind} input ${shapeString(input.shape)} does not match ${layer.outFeatures} outputs`,
+      `${epilogue.kind} input ${shapeString(input.shape)} does not match ${layers[0].outFeatures} outputs`,
     );
   }
-  const y = empty([...x.shape.slice(0, -1), layer.outFeatures]);
-  const gemvNorm: GemvNorm | null = !norm
-    ? null
-    : norm.kind === "rms"
-    ? { kind: "rms", weight: norm.weight.range, eps: norm.eps }
-    : { kind: "layer", weight: norm.weight.range, bias: norm.bias.range, eps: norm.eps };
-  const gemvEpilogue: GemvEpilogue = epilogue.kind === "residual"
-    ? { kind: "residual", residual: epilogue.residual.range }
-    : epilogue.kind === "silu-gate"
-    ? { kind: "silu-gate", gate: epilogue.gate.range }
-    : epilogue;
-  return { y, epilogue: gemvEpilogue, norm: gemvNorm };
+  const options: GemvOptions = {
+    storage,
+    norm: !norm
+      ? null
+      : norm.kind === "rms"
+      ? { kind: "rms", weight: norm.weight.range, eps: norm.eps }
+      : { kind: "layer", weight: norm.weight.range, bias: norm.bias.range, eps: norm.eps },
+  };
+  const sources: GemvSource[] = ops.map((o, i) => ({
+    weight: o.weight,
+    scales: o.scales,
+    bias: o.bias?.range ?? null,
+    rows: layers[i].outFeatures,
+  }));
+  if (layers.length > 1 && !gemvFits(options, sources, combine)) return null;
+  const lead = x.shape.slice(0, -1);
+  if (combine === "swiglu") {
+    if (layers[1].outFeatures !== layers[0].outFeatures) return null;
+    const y = empty([...lead, layers[0].outFeatures]);
+    gemvSwigluInto(y.range, x.range, k, sources[0], sources[1], options);
+    return [y];
+  }
+  const ys = layers.map((l) => empty([...lead, l.outFeatures]));
+  if (layers.length === 1) {
+    const gemvEpilogue: GemvEpilogue = epilogue.kind === "residual"
+      ? { kind: "residual", residual: epilogue.residual.range }
+      : epilogue.kind === "silu-gate"
+      ? { kind: "silu-gate", gate: epilogue.gate.range }
+      : epilogue;
+    const { weight, scales, bias, rows } = sources[0];
+    gemvInto(
+      ys[0].range,
+      x.range,
+      weight,
+      storage,
+      rows,
+      k,
+      bias,
+      false,
+      scales,
+      undefined,
+      gemvEpilogue,
+      options.norm,
+    );
+  } else {
+    gemvStackInto(x.range, k, sources, ys.map((y) => y.range), options);
+  }
+  return ys;
 }
 
 export class Linear implements LinearLike {
@@ -160,25 +238,9 @@ export class Linear implements LinearLike {
     return y.reshape([...lead, this.outFeatures]);
   }
 
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
+  gemvOperand(): GemvOperand {
     const storage = this.weight.dtype === "f16" ? "f16" : "f32";
-    const plan = fusedGemvPlan(this, x, storage, epilogue, norm);
-    if (!plan) return null;
-    gemvInto(
-      plan.y.range,
-      x.range,
-      this.weight.range,
-      storage,
-      this.outFeatures,
-      this.inFeatures,
-      this.bias?.range ?? null,
-      false,
-      null,
-      undefined,
-      plan.epilogue,
-      plan.norm,
-    );
-    return plan.y;
+    return { storage, weight: this.weight.range, scales: null, bias: this.bias };
   }
 
   parameters(): Tensor[] {
@@ -265,8 +327,8 @@ export class LoraLinear implements LinearLike {
   }
 
   /** Only with the adapter switched off: an active adapter adds its own products. */
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
-    return this.enabled ? null : this.base.fusedGemv?.(x, epilogue, norm) ?? null;
+  gemvOperand(): GemvOperand | null {
+    return this.enabled ? null : this.base.gemvOperand?.() ?? null;
   }
 
   /** Only the adapters train. */

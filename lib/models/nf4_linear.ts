@@ -2,9 +2,9 @@
  * A frozen linear layer whose weight is stored in NF4 (QLoRA's base layers). Forward and the gradient to its
  * input read the packed 4-bit codes directly; the weight itself never trains.
  */
-import { disposeNf4, nf4GemvInto, nf4Linear, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
+import { disposeNf4, nf4Linear, nf4Scales, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import type { Tensor } from "../../compute/tensor.ts";
-import { fusedGemvPlan, type LinearEpilogue, type LinearLike, type LinearNorm } from "./linear.ts";
+import type { GemvOperand, LinearLike } from "./linear.ts";
 
 export class Nf4Linear implements LinearLike {
   readonly inFeatures: number;
@@ -31,11 +31,13 @@ export class Nf4Linear implements LinearLike {
     return nf4Linear(x, this.weight, this.bias);
   }
 
-  fusedGemv(x: Tensor, epilogue: LinearEpilogue, norm?: LinearNorm): Tensor | null {
-    const plan = fusedGemvPlan(this, x, "nf4", epilogue, norm);
-    if (!plan) return null;
-    nf4GemvInto(plan.y, x, this.weight, this.bias, plan.epilogue, plan.norm);
-    return plan.y;
+  gemvOperand(): GemvOperand {
+    return {
+      storage: "nf4",
+      weight: this.weight.packed.range,
+      scales: nf4Scales(this.weight),
+      bias: this.bias,
+    };
   }
 
   /** Frozen: nothing trains here. */

@@ -143,12 +143,13 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
     seq: number,
   ) {
     const { numHeads, numKvHeads, headDim, ropeTheta, rmsNormEps } = this.config;
-    // The norms ride on the projections' GEMVs when decoding (NormedInput), as do the residual adds and
-    // SwiGLU's gating (linearThen).
+    // When decoding, the norms ride on the projections' GEMVs, q/k/v share one, as do gate/up with SwiGLU's
+    // gating (NormedInput), and the residual adds ride on o's and down's (linearThen).
     const h = new NormedInput(x, { kind: "rms", weight: layer.inputNorm, eps: rmsNormEps }); // h: [B, T, C]
-    let q = h.linear(layer.attn.q_proj).reshape([batch, seq, numHeads, headDim]); // q: [B, T, Hq, D]
-    let k = h.linear(layer.attn.k_proj).reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
-    let v = h.linear(layer.attn.v_proj).reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
+    const [qh, kh, vh] = h.linears([layer.attn.q_proj, layer.attn.k_proj, layer.attn.v_proj]);
+    let q = qh.reshape([batch, seq, numHeads, headDim]); // q: [B, T, Hq, D]
+    let k = kh.reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
+    let v = vh.reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
     const cache = options.caches?.[index];
     if (cache && !needsGrad(q, k, v)) {
       // Inference: both rotations and the cache append in one dispatch.
@@ -168,8 +169,7 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
       residual: x,
     });
     const h2 = new NormedInput(x, { kind: "rms", weight: layer.postNorm, eps: rmsNormEps });
-    const gate = h2.linear(layer.mlp.gate_proj); // gate: [B, T, FF]
-    const mlp = h2.linear(layer.mlp.up_proj, { kind: "silu-gate", gate }); // mlp: [B, T, FF]
+    const mlp = h2.swiglu(layer.mlp.gate_proj, layer.mlp.up_proj); // mlp: [B, T, FF]
     return linearThen(layer.mlp.down_proj, mlp, { kind: "residual", residual: x }); // [B, T, C]
   }
 

@@ -5,9 +5,12 @@ import {
   type GemvLayout,
   gemvLayout,
   type GemvNorm,
+  type GemvSource,
+  gemvStackInto,
+  gemvSwigluInto,
   type GemvWeight,
 } from "../../compute/gemv.ts";
-import { dequantizeNf4, disposeNf4, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
+import { dequantizeNf4, disposeNf4, nf4Scales, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
 import { assertClose, gpuTest, randn } from "./harness.ts";
@@ -55,6 +58,20 @@ async function decodeCases(n: number, k: number, seed: number): Promise<Case[]> 
   return cases;
 }
 
+function storageOf(c: Case): GemvWeight {
+  return c.storage === "nf4-double" ? "nf4" : c.storage;
+}
+
+/** A case's weight as one source of a GEMV dispatch. */
+function sourceOf(c: Case, bias: Tensor | null, rows: number): GemvSource {
+  const bound = bias?.range ?? null;
+  if (c.storage === "f32" || c.storage === "f16") {
+    return { weight: (c.weight as Tensor).range, scales: null, bias: bound, rows };
+  }
+  const w = c.weight as Nf4Weight;
+  return { weight: w.packed.range, scales: nf4Scales(w), bias: bound, rows };
+}
+
 function run(
   c: Case,
   x: Tensor,
@@ -67,37 +84,12 @@ function run(
   accumulate = true,
   norm: GemvNorm | null = null,
 ): void {
-  if (c.storage === "f32" || c.storage === "f16") {
-    const w = c.weight as Tensor;
-    gemvInto(
-      y.range,
-      x.range,
-      w.range,
-      c.storage,
-      n,
-      k,
-      bias.range,
-      accumulate,
-      null,
-      layout,
-      epilogue,
-      norm,
-    );
-    return;
-  }
-  const w = c.weight as Nf4Weight;
-  const scales = w.absmax ? { kind: "f32" as const, absmax: w.absmax.range } : {
-    kind: "double" as const,
-    q: w.double!.q.range,
-    code: w.double!.code.range,
-    absmax2: w.double!.absmax2.range,
-    offset: w.double!.offset,
-  };
+  const { weight, scales } = sourceOf(c, bias, n);
   gemvInto(
     y.range,
     x.range,
-    w.packed.range,
-    "nf4",
+    weight,
+    storageOf(c),
     n,
     k,
     bias.range,
@@ -243,5 +235,103 @@ gpuTest(
       dispose(c);
     }
     for (const t of [x, bias, w, b]) t.dispose();
+  },
+);
+
+/** x RMS-normalised with weight w, in f64. */
+function rmsNormed(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+  const rstd = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + eps);
+  return x.map((v, i) => v * rstd * w[i]);
+}
+
+gpuTest(
+  "gemv: stacked sources (q, k, v) in one dispatch vs f64: every storage and layout, uneven rows, a source " +
+    "without bias, fused RMSNorm; five sources split into dispatches the kernel takes",
+  async () => {
+    const k = 256;
+    const rows = [77, 16, 40, 9, 33];
+    const perRows = await Promise.all(rows.map((n, s) => makeCases(n, k, 50 + s)));
+    const xData = randn(k, 60);
+    const normData = randn(k, 61);
+    const x = keep(tensor(Float32Array.from(xData), [1, k]));
+    const normWeight = keep(tensor(Float32Array.from(normData), [k]));
+    const biasData = rows.map((n, s) => randn(n, 70 + s));
+    // The second source has no bias.
+    const biases = rows.map((n, s) => s === 1 ? null : keep(tensor(Float32Array.from(biasData[s]), [n])));
+    const norm: GemvNorm = { kind: "rms", weight: normWeight.range, eps: 1e-6 };
+    const normed = rmsNormed(xData, normData, 1e-6);
+    for (const [i, storage] of perRows[0].map((c) => c.storage).entries()) {
+      const cases = perRows.map((cs) => cs[i]);
+      const want = cases.map((c, s) =>
+        gemvRef(c.exact, normed, biasData[s].map((b) => s === 1 ? 0 : b), new Float64Array(rows[s]))
+      );
+      const sources = cases.map((c, s) => sourceOf(c, biases[s], rows[s]));
+      const check = async (count: number, label: string, layout?: GemvLayout) => {
+        const ys = rows.slice(0, count).map((n) => keep(tensor(new Float32Array(n), [n])));
+        gemvStackInto(x.range, k, sources.slice(0, count), ys.map((y) => y.range), {
+          storage: storageOf(cases[0]),
+          norm,
+          layout,
+        });
+        for (const [s, y] of ys.entries()) {
+          assertClose(`${storage} ${label} source ${s}`, await y.toArray(), want[s], 1e-5);
+          y.dispose();
+        }
+      };
+      for (const layout of GEMV_LAYOUTS) {
+        await check(3, `lanes ${layout.lanes} rows ${layout.rowsPerThread}`, layout);
+      }
+      await check(5, "five sources");
+      cases.forEach(dispose);
+    }
+    for (const t of [x, normWeight, ...biases]) t?.dispose();
+  },
+);
+
+gpuTest(
+  "gemv: SwiGLU pair silu(gate) * up in one dispatch vs f64: every storage and layout, fused LayerNorm, a bias on " +
+    "the gate only",
+  async () => {
+    const [n, k] = [45, 256];
+    const gates = await makeCases(n, k, 80);
+    const ups = await makeCases(n, k, 81);
+    const xData = randn(k, 82, 3).map((v) => v + 0.5);
+    const wData = randn(k, 83);
+    const bData = randn(k, 84);
+    const biasData = randn(n, 85);
+    const x = keep(tensor(Float32Array.from(xData), [1, k]));
+    const w = keep(tensor(Float32Array.from(wData), [k]));
+    const b = keep(tensor(Float32Array.from(bData), [k]));
+    const bias = keep(tensor(Float32Array.from(biasData), [n]));
+    const eps = 1e-5;
+    const mean = xData.reduce((s, v) => s + v, 0) / k;
+    const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
+    const normed = xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]);
+    const zeros = new Float64Array(n);
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    for (const [i, gate] of gates.entries()) {
+      const up = ups[i];
+      const g = gemvRef(gate.exact, normed, biasData, zeros);
+      const u = gemvRef(up.exact, normed, zeros, zeros);
+      const want = g.map((v, r) => silu(v) * u[r]);
+      for (const layout of GEMV_LAYOUTS) {
+        const y = keep(tensor(new Float32Array(n), [n]));
+        gemvSwigluInto(y.range, x.range, k, sourceOf(gate, bias, n), sourceOf(up, null, n), {
+          storage: storageOf(gate),
+          norm: { kind: "layer", weight: w.range, bias: b.range, eps },
+          layout,
+        });
+        assertClose(
+          `${gate.storage} lanes ${layout.lanes} rows ${layout.rowsPerThread}`,
+          await y.toArray(),
+          want,
+          1e-5,
+        );
+        y.dispose();
+      }
+      dispose(gate);
+      dispose(up);
+    }
+    for (const t of [x, w, b, bias]) t.dispose();
   },
 );

@@ -10,6 +10,17 @@ import { seededRandom } from "../../lib/generate/sampling.ts";
 import { empty, keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 
 const NAN_BITS = 0x7fc00000;
+const poison = (t: Tensor) => fillBits(t, NAN_BITS);
+
+/** Runs `fn` with fresh outputs left unpoisoned, so that the dispatches it issues are only its own. */
+export function unpoisoned<T>(fn: () => T): T {
+  setPoisonOnAlloc(null);
+  try {
+    return fn();
+  } finally {
+    setPoisonOnAlloc(poison);
+  }
+}
 
 /** A GPU test: runs on the real adapter with fresh outputs poisoned and checks that no GPU memory leaks. */
 export function gpuTest(name: string, fn: () => Promise<void>): void {
@@ -19,7 +30,7 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
     sanitizeOps: false,
     fn: async () => {
       const runtime = await initRuntime();
-      setPoisonOnAlloc((t) => fillBits(t, NAN_BITS));
+      setPoisonOnAlloc(poison);
       const before = runtime.pool.stats().liveBytes;
       try {
         await fn();

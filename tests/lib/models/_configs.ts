@@ -25,7 +25,7 @@ export const GPT2: Gpt2Config = {
   nEmbd: 32,
   nLayer: 2,
   nHead: 4,
-  nPositions: 40,
+  nPositions: 64,
   nInner: 128,
   layerNormEps: 1e-5,
   activation: "gelu_new",

@@ -1,4 +1,7 @@
+import assert from "node:assert/strict";
+import { swiglu } from "../../../compute/activations.ts";
 import { noGrad } from "../../../compute/autograd.ts";
+import { rt } from "../../../compute/runtime.ts";
 import { keep, type Tensor, tensor, tidy } from "../../../compute/tensor.ts";
 import { f32ToF16 } from "../../../lib/checkpoint/mod.ts";
 import {
@@ -11,7 +14,7 @@ import {
   NormedInput,
 } from "../../../lib/models/linear.ts";
 import { Nf4Linear } from "../../../lib/models/nf4_linear.ts";
-import { assertClose, gpuTest, randn } from "../../compute/harness.ts";
+import { assertClose, gpuTest, randn, unpoisoned } from "../../compute/harness.ts";
 
 const [IN, OUT] = [64, 48];
 
@@ -111,5 +114,61 @@ gpuTest(
       layer.dispose();
     }
     for (const t of [weight, bias, x, two]) t.dispose();
+  },
+);
+
+gpuTest(
+  "NormedInput: q/k/v (linears) and gate/up (swiglu) each in one GEMV dispatch when decoding, equal to the " +
+    "layers one by one; an active adapter falls back",
+  async () => {
+    const firsts = await layers();
+    const seconds = await layers();
+    const [adapted, ...unused] = await layers();
+    for (const u of unused) u.layer.dispose();
+    const norm: LinearNorm = {
+      kind: "rms",
+      weight: keep(tensor(Float32Array.from(randn(IN, 121)), [IN])),
+      eps: 1e-6,
+    };
+    const rows = Float32Array.from([...randn(IN, 122, 2), ...randn(IN, 123)]);
+    const x = keep(tensor(rows.slice(0, IN), [1, 1, IN]));
+    const two = keep(tensor(rows, [1, 2, IN]));
+    const dispatches = (work: () => Tensor[]) => {
+      const before = rt().dispatchCount;
+      const out = unpoisoned(work);
+      return { out, count: rt().dispatchCount - before };
+    };
+    for (const [i, { name, layer }] of firsts.entries()) {
+      const other = seconds[i].layer;
+      // q, k, v: the third is the first again (same weight, its own output).
+      const trio = [layer, other, layer];
+      const [fused, plain] = noGrad(() =>
+        tidy(() => {
+          const stack = dispatches(() => new NormedInput(x, norm).linears(trio).map(keep));
+          const pair = dispatches(() => [keep(new NormedInput(x, norm).swiglu(layer, other))]);
+          assert.deepEqual([stack.count, pair.count], [1, 1], `${name}: one dispatch each`);
+          const h = new NormedInput(two, norm);
+          return [
+            [...stack.out, ...pair.out],
+            [...h.linears(trio), swiglu(h.linear(layer), h.linear(other))].map(keep),
+          ];
+        })
+      );
+      for (const [j, f] of fused.entries()) await assertFirstRow(`${name} output ${j}`, f, plain[j]);
+      other.dispose();
+    }
+    // An f32 layer beside one with an active adapter: not one GEMV, the same values as the layers one by one.
+    const loraA = keep(tensor(Float32Array.from(randn(4 * IN, 124, 0.1)), [4, IN]));
+    const loraB = keep(tensor(Float32Array.from(randn(OUT * 4, 125, 0.1)), [OUT, 4]));
+    const pair = [firsts[0].layer, new LoraLinear(adapted.layer, loraA, loraB, { r: 4, alpha: 8 })];
+    const [fused, plain] = noGrad(() =>
+      tidy(() => [
+        new NormedInput(x, norm).linears(pair).map(keep),
+        new NormedInput(two, norm).linears(pair).map(keep),
+      ])
+    );
+    for (const [j, f] of fused.entries()) await assertFirstRow(`with an adapter, output ${j}`, f, plain[j]);
+    for (const l of [...firsts.map((f) => f.layer), pair[1]]) l.dispose();
+    for (const t of [norm.weight, x, two]) t.dispose();
   },
 );
