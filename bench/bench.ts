@@ -11,7 +11,8 @@ import { backward, noGrad } from "../compute/autograd.ts";
 import { copy } from "../compute/elementwise.ts";
 import { matmul, matmulInto } from "../compute/matmul.ts";
 import { type GemmShape, tuneMatmul } from "../compute/matmul_tune.ts";
-import { disposeNf4, nf4Bytes, nf4Linear, quantizeNf4 } from "../compute/nf4.ts";
+import { gemvStackInto, gemvSwigluInto } from "../compute/gemv.ts";
+import { disposeNf4, nf4Bytes, nf4Linear, nf4Scales, type Nf4Weight, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
 import { coldCopies, timeCalls } from "../compute/timing.ts";
@@ -183,6 +184,51 @@ async function micro(rt: Runtime): Promise<void> {
       // The copies' buffers go back to the GPU, not to the pool's cache (hundreds of them for k/v).
       rt.trim();
     }
+  }
+  // The fused decode GEMVs: q, k and v stacked in one dispatch, gate and up paired with SwiGLU in another
+  // (double quantisation, weights from memory as above).
+  for (
+    const [name, shapes] of [["q+k+v stacked", [3584, 512, 512]], ["gate+up SwiGLU pair", [
+      18944,
+      18944,
+    ]]] as const
+  ) {
+    const inp = 3584;
+    const group = async (seed: number) =>
+      await Promise.all(shapes.map(async (out, i) => {
+        const w = randomTensor([out, inp], seed * 8 + i, 0.02);
+        const q = await quantizeNf4(w, true);
+        w.dispose();
+        return q;
+      }));
+    const copies = [await group(20)];
+    const bytes = copies[0].reduce((sum, q) => sum + nf4Bytes(q), 0);
+    while (copies.length < coldCopies(bytes)) copies.push(await group(20 + copies.length));
+    const x = randomTensor([1, inp], 21);
+    const ys = shapes.map((out) => keep(empty([out], "f32", "bench")));
+    const source = (q: Nf4Weight) => ({
+      weight: q.packed.range,
+      scales: nf4Scales(q),
+      bias: null,
+      rows: q.shape[0],
+    });
+    let turn = 0;
+    const ms = await timeCalls(rt, () => {
+      const sources = copies[turn++ % copies.length].map(source);
+      if (shapes.length === 2) {
+        gemvSwigluInto(ys[0].range, x.range, inp, sources[0], sources[1], { storage: "nf4" });
+      } else gemvStackInto(x.range, inp, sources, ys.map((y) => y.range), { storage: "nf4" });
+    }, 5);
+    record({
+      suite: "micro",
+      name: `nf4 (double quant) gemv ${name} ${shapes.join("+")}x${inp}`,
+      value: bytes / ms / 1e6,
+      unit: "GB/s",
+      note: `${(ms * 1000).toFixed(1)} us, weights from memory`,
+    });
+    copies.flat().forEach(disposeNf4);
+    for (const t of [x, ...ys]) t.dispose();
+    rt.trim();
   }
   // The f16 lm_head of the 7B (152,064 x 3584, 1.09 GB), read once per decoded token.
   {
@@ -543,18 +589,19 @@ async function train(rt: Runtime): Promise<void> {
 
 /**
  * Where a decoded token's time goes: host time to encode its dispatches and to submit them, and GPU time
- * (timestamp queries) to run them; medians of 5 tokens at a 16-token context.
+ * (timestamp queries) to run them; medians of 5 tokens at a 64-token context (the middle of the decode
+ * measured above, where attention reads as many keys as the average token there).
  */
 async function profileDecodeStep(rt: Runtime, model: CausalLM) {
   const caches = Array.from(
     { length: model.numLayers },
-    () => new KVCache(1, 64, model.numKvHeads, model.headDim),
+    () => new KVCache(1, 96, model.numKvHeads, model.headDim),
   );
   // All positions in one buffer at bindable offsets, as generate() keeps them (a step's bind groups are then
   // reused from the step before).
   const stride = rt.gpu.storageAlign / 4;
   const positions = keep(
-    tensor(Int32Array.from({ length: 32 * stride }, (_, i) => i / stride), [32 * stride], "i32"),
+    tensor(Int32Array.from({ length: 96 * stride }, (_, i) => i / stride), [96 * stride], "i32"),
   );
   const ids = keep(tensor(Int32Array.of(100), [1, 1], "i32"));
   const chosen = keep(empty([1], "i32"));
@@ -568,13 +615,13 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
         argmax(matmul(hidden.reshape([1, hidden.shape[2]]), model.lmHead(), { transB: true }), chosen);
       })
     );
-  for (let p = 0; p < 16; p++) step(p);
+  for (let p = 0; p < 64; p++) step(p);
   await rt.sync();
   const encode: number[] = [];
   const submit: number[] = [];
   const gpu: number[] = [];
   let dispatches = 0;
-  for (let p = 16; p < 26; p += 2) {
+  for (let p = 64; p < 74; p += 2) {
     const d0 = rt.dispatchCount;
     const t0 = performance.now();
     let t1 = t0;
@@ -588,7 +635,7 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
     await rt.sync();
     gpu.push((await rt.gpuTime(() => step(p + 1))) ?? NaN);
   }
-  await profileKernels(rt, `decoded token (${model.numLayers} layers)`, () => step(26));
+  await profileKernels(rt, `decoded token (${model.numLayers} layers)`, () => step(74));
   const median = (v: number[]) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
   for (const t of [positions, ids, chosen]) t.dispose();
   for (const cache of caches) cache.dispose();

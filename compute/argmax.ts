@@ -6,11 +6,12 @@
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
 
-const SPEC: KernelSpec = {
-  file: new URL("./argmax.wgsl", import.meta.url),
-  entry: "main",
-  bindings: ["read", "write"],
-};
+const FILE = new URL("./argmax.wgsl", import.meta.url);
+const SCAN: KernelSpec = { file: FILE, entry: "scan", bindings: ["read", "write", "write", "write"] };
+const MERGE: KernelSpec = { file: FILE, entry: "merge", bindings: ["read", "read", "write"] };
+
+/** Columns one workgroup scans: 16 per thread, so a 152k vocabulary spreads over ~37 workgroups. */
+const SPAN = 4096;
 
 /**
  * logits: f32 [B, V] with V ≥ 1 -> i32 [B]. With `into` (an i32 tensor of B elements, e.g. a view of a decoding
@@ -29,9 +30,17 @@ export function argmax(logits: Tensor, into?: Tensor): Tensor {
     }
   }
   const out = into ?? empty([rows], "i32");
-  rt().dispatch(SPEC, new Params().u32(rows, cols), [
-    logits.range,
-    out.range,
-  ], rows);
+  const groups = Math.ceil(cols / SPAN);
+  const params = new Params().u32(rows, cols, SPAN, groups);
+  if (groups === 1) {
+    rt().dispatch(SCAN, params, [logits.range, out.range, out.range, out.range], [1, rows, 1]);
+    return out;
+  }
+  const value = empty([rows, groups]); // value, index: [B, groups], each span's best
+  const index = empty([rows, groups], "u32");
+  rt().dispatch(SCAN, params, [logits.range, out.range, value.range, index.range], [groups, rows, 1]);
+  rt().dispatch(MERGE, params, [value.range, index.range, out.range], [1, rows, 1]);
+  value.dispose();
+  index.dispose();
   return out;
 }

@@ -58,6 +58,12 @@ async function decodeCases(n: number, k: number, seed: number): Promise<Case[]> 
   return cases;
 }
 
+/** Layouts whose workgroups each walk several row blocks (one workgroup, or three for every block). */
+const WALKING: GemvLayout[] = [
+  { lanes: 8, rowsPerThread: 1, maxGroups: 1 },
+  { lanes: 16, rowsPerThread: 2, maxGroups: 3 },
+];
+
 function storageOf(c: Case): GemvWeight {
   return c.storage === "nf4-double" ? "nf4" : c.storage;
 }
@@ -119,9 +125,7 @@ gpuTest(
     const bias = keep(tensor(Float32Array.from(biasData), [n]));
     for (const c of cases) {
       const want = gemvRef(c.exact, xData, biasData, y0);
-      for (
-        const layout of [...GEMV_LAYOUTS, gemvLayout(n, k, c.storage === "nf4-double" ? "nf4" : c.storage)]
-      ) {
+      for (const layout of [...GEMV_LAYOUTS, ...WALKING, gemvLayout(n, k, storageOf(c))]) {
         const y = keep(tidy(() => tensor(Float32Array.from(y0), [n])));
         run(c, x, bias, y, n, k, layout);
         assertClose(
@@ -163,36 +167,38 @@ gpuTest(
 );
 
 gpuTest(
-  "gemv: epilogues (residual add, SwiGLU gating, GELU) vs f64, for f16 and double-quantised NF4",
+  "gemv: epilogues (residual add, SwiGLU gating, GELU) vs f64, for f16 and double-quantised NF4, with x in one " +
+    "staged segment and too long for one (the residual add then splits the reduction, the others take segments)",
   async () => {
-    const [n, k] = [45, 256];
-    const cases = await decodeCases(n, k, 31);
-    const xData = randn(k, 32);
-    const biasData = randn(n, 33);
-    const auxData = randn(n, 34, 3);
-    const x = keep(tensor(Float32Array.from(xData), [1, k]));
-    const bias = keep(tensor(Float32Array.from(biasData), [n]));
-    const aux = keep(tensor(Float32Array.from(auxData), [n]));
-    const zeros = new Float64Array(n);
-    const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
-    const silu = (v: number) => v / (1 + Math.exp(-v));
-    const epilogues: [GemvEpilogue, (v: number, r: number) => number][] = [
-      [{ kind: "residual", residual: aux.range }, (v, r) => v + auxData[r]],
-      [{ kind: "silu-gate", gate: aux.range }, (v, r) => silu(auxData[r]) * v],
-      [{ kind: "gelu" }, (v) => gelu(v)],
-    ];
-    for (const c of cases) {
-      const product = gemvRef(c.exact, xData, biasData, zeros);
-      for (const [epilogue, apply] of epilogues) {
-        const y = keep(tensor(new Float32Array(n), [n]));
-        run(c, x, bias, y, n, k, undefined, epilogue, false);
-        const want = product.map((v, r) => apply(v, r));
-        assertClose(`${c.storage} ${epilogue.kind}`, await y.toArray(), want, 1e-5);
-        y.dispose();
+    for (const [n, k] of [[45, 256], [45, 16384]]) {
+      const cases = await decodeCases(n, k, 31);
+      const xData = randn(k, 32);
+      const biasData = randn(n, 33);
+      const auxData = randn(n, 34, 3);
+      const x = keep(tensor(Float32Array.from(xData), [1, k]));
+      const bias = keep(tensor(Float32Array.from(biasData), [n]));
+      const aux = keep(tensor(Float32Array.from(auxData), [n]));
+      const zeros = new Float64Array(n);
+      const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+      const silu = (v: number) => v / (1 + Math.exp(-v));
+      const epilogues: [GemvEpilogue, (v: number, r: number) => number][] = [
+        [{ kind: "residual", residual: aux.range }, (v, r) => v + auxData[r]],
+        [{ kind: "silu-gate", gate: aux.range }, (v, r) => silu(auxData[r]) * v],
+        [{ kind: "gelu" }, (v) => gelu(v)],
+      ];
+      for (const c of cases) {
+        const product = gemvRef(c.exact, xData, biasData, zeros);
+        for (const [epilogue, apply] of epilogues) {
+          const y = keep(tensor(new Float32Array(n), [n]));
+          run(c, x, bias, y, n, k, undefined, epilogue, false);
+          const want = product.map((v, r) => apply(v, r));
+          assertClose(`${c.storage} ${n}x${k} ${epilogue.kind}`, await y.toArray(), want, 1e-5);
+          y.dispose();
+        }
+        dispose(c);
       }
-      dispose(c);
+      for (const t of [x, bias, aux]) t.dispose();
     }
-    for (const t of [x, bias, aux]) t.dispose();
   },
 );
 
@@ -278,8 +284,12 @@ gpuTest(
           y.dispose();
         }
       };
-      for (const layout of GEMV_LAYOUTS) {
-        await check(3, `lanes ${layout.lanes} rows ${layout.rowsPerThread}`, layout);
+      for (const layout of [...GEMV_LAYOUTS, ...WALKING]) {
+        await check(
+          3,
+          `lanes ${layout.lanes} rows ${layout.rowsPerThread} groups ${layout.maxGroups}`,
+          layout,
+        );
       }
       await check(5, "five sources");
       cases.forEach(dispose);
@@ -314,7 +324,7 @@ gpuTest(
       const g = gemvRef(gate.exact, normed, biasData, zeros);
       const u = gemvRef(up.exact, normed, zeros, zeros);
       const want = g.map((v, r) => silu(v) * u[r]);
-      for (const layout of GEMV_LAYOUTS) {
+      for (const layout of [...GEMV_LAYOUTS, ...WALKING]) {
         const y = keep(tensor(new Float32Array(n), [n]));
         gemvSwigluInto(y.range, x.range, k, sourceOf(gate, bias, n), sourceOf(up, null, n), {
           storage: storageOf(gate),
