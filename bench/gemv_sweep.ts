@@ -2,8 +2,7 @@
  * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
- * test on the CPU driver); --shape I: only the I-th shape; --groups A,B: also cap the workgroups at each of these
- * (GemvLayout.maxGroups). Each run reads
+ * test on the CPU driver); --shape I: only the I-th shape. Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -39,11 +38,6 @@ const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
   ];
 
 const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
-// Caps on the workgroups (each then walks several row blocks), e.g. --groups 132,264,100000; default: the
-// kernel's own.
-const caps: (number | undefined)[] = Deno.args.includes("--groups")
-  ? Deno.args[Deno.args.indexOf("--groups") + 1].split(",").map(Number)
-  : [undefined];
 
 const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
@@ -87,21 +81,13 @@ for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
   const release = () => copies.forEach((c) => c.release());
   const chosen = gemvLayout(n, k, storage === "nf4-double" ? "nf4" : storage);
   const results: string[] = [];
-  for (const base of GEMV_LAYOUTS) {
-    for (const maxGroups of caps) {
-      const layout = { ...base, maxGroups };
-      const ms = await timeCalls(rt, () => run(layout), 3);
-      const mark = base.lanes === chosen.lanes && base.rowsPerThread === chosen.rowsPerThread &&
-          maxGroups === chosen.maxGroups
-        ? " *"
-        : "";
-      results.push(
-        `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread} groups ${
-          maxGroups ?? "default"
-        }: ` +
-          `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
-      );
-    }
+  for (const layout of GEMV_LAYOUTS) {
+    const ms = await timeCalls(rt, () => run(layout), 3);
+    const mark = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread ? " *" : "";
+    results.push(
+      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
+        `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
+    );
   }
   console.log(results.join("\n"));
   release();

@@ -7,8 +7,6 @@ import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
-import { splitSumInto } from "./split_sum.ts";
-import { empty } from "./tensor.ts";
 
 const FILE = new URL("./gemv.wgsl", import.meta.url);
 
@@ -27,8 +25,6 @@ export type Nf4Scales =
 export interface GemvLayout {
   lanes: number;
   rowsPerThread: number;
-  /** Workgroups at most (per split), each then walking several row blocks; default TARGET_GROUPS. */
-  maxGroups?: number;
 }
 
 const WG = 256;
@@ -313,11 +309,6 @@ function kernel(v: Variant, segment: number): KernelSpec {
       part: swiglu ? Math.floor(j / layout.rowsPerThread) : 0,
     }));
     const rows = Array.from({ length: layout.rowsPerThread }, (_, r) => r);
-    // Each slot's first chunk of the split, for the workgroup's first block and each next one.
-    const prefetch = (indent: string) =>
-      slots.map(({ j, row, src }) =>
-        `${indent}if (k_begin + lane < k_end) { next${j} = load_chunk(${src}, row${row}, k_begin + lane); }`
-      ).join("\n");
     const prologues = storage === "nf4"
       ? Array.from({ length: sources }, (_, s) => NF4_SCALES[scales!].prologue(s)).filter((l) => l !== "")
       : [];
@@ -344,30 +335,23 @@ function kernel(v: Variant, segment: number): KernelSpec {
           ? [`  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }`, ...prologues].join("\n")
           : "",
         ACC_DECL: [
-          ...rows.map((r) => `  var row${r} = min(first_row + local_row + ${r}u, last);`),
+          ...rows.map((r) => `  let row${r} = min(first_row + local_row + ${r}u, last);`),
           ...slots.map(({ j }) => `  var acc${j} = 0.0;\n  var next${j}: Chunk;`),
         ].join("\n"),
-        PREFETCH_FIRST: prefetch("  "),
+        PREFETCH_FIRST: slots.map(({ j, row, src }) =>
+          `  if (lane < chunks) { next${j} = load_chunk(${src}, row${row}, lane); }`
+        ).join("\n"),
         ROW_UPDATES: slots.map(({ j, row, src }) =>
-          `        let w${j} = next${j};\n        if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
-          `        acc${j} += chunk_dot(w${j}, xs);`
+          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
+          `      acc${j} += chunk_dot(w${j}, xs);`
         ).join("\n"),
         PARTIAL_STORE: slots.map(({ j, row, part }) =>
-          `    partial[(lane * PARTS + ${part}u) * ROWS + local_row + ${row}u] = acc${j};\n    acc${j} = 0.0;`
+          `  partial[(lane * PARTS + ${part}u) * ROWS + local_row + ${row}u] = acc${j};`
         ).join("\n"),
-        NEXT_BLOCK: [
-          ...rows.map((r) => `      row${r} = min(first_row + local_row + ${r}u, last);`),
-          prefetch("      "),
-        ].join("\n"),
         FINISH: swiglu
-          ? `      let g = product(0u, 0u, row, r);\n      store_y(0u, row, g * sigmoid(g) * product(1u, 1u, row, r));`
-          : `      if (p.splits > 1u) {
-        store_y(block_src, split * p.rows[block_src] + row, row_sum(0u, r));
-      } else {
-        var v = epilogue(row, product(block_src, 0u, row, r));
-        if (p.accumulate != 0u) { v += y_of(block_src, row); }
-        store_y(block_src, row, v);
-      }`,
+          ? `    let g = product(0u, 0u, row, r);\n    store_y(0u, row, g * sigmoid(g) * product(1u, 1u, row, r));`
+          : `    var v = epilogue(row, product(src, 0u, row, r));\n` +
+            `    if (p.accumulate != 0u) { v += y_of(src, row); }\n    store_y(src, row, v);`,
       },
     };
     kernels.set(key, spec);
@@ -456,39 +440,6 @@ export function gemvFits(
   return bindingCount(v) <= rt().gpu.device.limits.maxStorageBuffersPerShaderStage;
 }
 
-/**
- * Workgroups per split a dispatch aims at: two per SM of a 132-SM H100/H200. More row blocks than this are
- * shared out, a few per workgroup, so each workgroup normalises and stages x once for all of its blocks.
- */
-const TARGET_GROUPS = 264;
-
-/** Splits of a reduction at most, past those x's size requires. */
-const MAX_SPLITS = 8;
-
-/** Workgroups for `blocks` row blocks: all of them, or a cap that deals them out evenly. */
-function groupsFor(blocks: number, cap: number): number {
-  return blocks <= cap ? blocks : Math.ceil(blocks / Math.ceil(blocks / cap));
-}
-
-/**
- * Splits of the reduction: one when x fits a staged segment, else enough for each split's part of x to fit and
- * for about TARGET_GROUPS workgroups in all (each split then stages its part of x once; a second pass adds the
- * splits up). Only single sources with no epilogue but a residual add are split.
- */
-function splitsFor(
-  v: Variant,
-  chunks: number,
-  segment: number,
-  blocks: number,
-  epilogue: GemvEpilogue,
-): number {
-  if (chunks <= segment || v.sources > 1 || v.combine !== "stack") return 1;
-  if (epilogue.kind !== "none" && epilogue.kind !== "residual") return 1;
-  const fit = Math.ceil(chunks / segment);
-  const wide = Math.min(Math.ceil(TARGET_GROUPS / blocks), Math.floor(chunks / (4 * v.layout.lanes)));
-  return Math.max(fit, Math.min(MAX_SPLITS, wide));
-}
-
 function dispatchGemv(
   v: Variant,
   x: BufferRange,
@@ -505,21 +456,7 @@ function dispatchGemv(
         `${rt().gpu.device.limits.maxStorageBuffersPerShaderStage}: call fewer at once`,
     );
   }
-  const segment = segmentChunks(k, v);
-  const spec = kernel(v, segment);
-  const rowsPerBlock = (WG / v.layout.lanes) * v.layout.rowsPerThread;
-  const firstBlocks: number[] = [];
-  let blocks = 0;
-  for (const s of sources) {
-    firstBlocks.push(blocks);
-    if (v.combine === "stack" || blocks === 0) blocks += Math.ceil(s.rows / rowsPerBlock);
-  }
-  const chunks = k / CHUNK[v.storage];
-  const splits = splitsFor(v, chunks, segment, blocks, epilogue);
-  const splitChunks = Math.ceil(chunks / splits);
-  const groups = groupsFor(blocks, v.layout.maxGroups ?? TARGET_GROUPS);
-  // Split sums go to partial [splits, rows] first; the second pass applies bias, residual and accumulation.
-  const partial = splits > 1 ? empty([splits, sources[0].rows]) : null;
+  const spec = kernel(v, segmentChunks(k, v));
   const aux = epilogue.kind === "residual"
     ? epilogue.residual
     : epilogue.kind === "silu-gate"
@@ -533,30 +470,23 @@ function dispatchGemv(
     if (s.scales?.kind === "f32") buffers.push(s.scales.absmax);
     if (s.scales?.kind === "double") buffers.push(s.scales.q, s.scales.code, s.scales.absmax2);
   }
-  buffers.push(...(partial ? [partial.range] : outputs));
+  buffers.push(...outputs);
+  const rowsPerGroup = (WG / v.layout.lanes) * v.layout.rowsPerThread;
   const four = (f: (s: GemvSource, i: number) => number) =>
     Array.from({ length: MAX_GEMV_SOURCES }, (_, i) => (i < sources.length ? f(sources[i], i) : 0));
+  const firstGroups: number[] = [];
+  let groups = 0;
+  for (const s of sources) {
+    firstGroups.push(groups);
+    if (v.combine === "stack") groups += Math.ceil(s.rows / rowsPerGroup);
+  }
+  if (v.combine === "swiglu") groups = Math.ceil(sources[0].rows / rowsPerGroup);
   const params = new Params().u32(k, accumulate ? 1 : 0, EPILOGUE_CODES[epilogue.kind]).f32(norm?.eps ?? 0)
-    .u32(blocks, groups, splitChunks, splits)
     .u32(...four((s) => s.rows))
-    .u32(...four((_, i) => firstBlocks[i]))
+    .u32(...four((_, i) => v.combine === "stack" ? firstGroups[i] : 0))
     .u32(...four((s) => (s.bias ? 1 : 0)))
     .f32(...four((s) => (s.scales?.kind === "double" ? s.scales.offset : 0)));
-  rt().dispatch(spec, params, buffers, groups * splits);
-  if (partial) {
-    const residual = epilogue.kind === "residual" ? epilogue.residual : null;
-    splitSumInto(
-      outputs[0],
-      partial.range,
-      splits,
-      1,
-      sources[0].rows,
-      sources[0].bias,
-      residual,
-      accumulate,
-    );
-    partial.dispose();
-  }
+  rt().dispatch(spec, params, buffers, groups);
 }
 
 /**

@@ -22,12 +22,7 @@ struct Params {
   accumulate: u32,
   epilogue: u32,
   norm_eps: f32,
-  // Row blocks in all, workgroups per split, chunks per split, splits.
-  blocks: u32,
-  groups: u32,
-  split_chunks: u32,
-  splits: u32,
-  // Per source: its rows, its first row block (stacked sources), whether it has a bias, and the offset of its
+  // Per source: its rows, its first workgroup (stacked sources), whether it has a bias, and the offset of its
   // double-quantised scales.
   rows: vec4<u32>,
   first_group: vec4<u32>,
@@ -87,11 +82,11 @@ var<private> norm_mean: f32;
 var<private> norm_rstd: f32;
 {{NORM_DECL}}
 
-// The source a row block belongs to: the last whose first block it has reached.
-fn source_of(block: u32) -> u32 {
+// The source whose rows a workgroup computes: the last whose first workgroup it has reached.
+fn source_of(group: u32) -> u32 {
   var src = 0u;
   for (var s = 1u; s < STACKED; s++) {
-    if (block >= p.first_group[s]) { src = s; }
+    if (group >= p.first_group[s]) { src = s; }
   }
   return src;
 }
@@ -110,76 +105,44 @@ fn product(src: u32, part: u32, row: u32, r: u32) -> f32 {
   return v;
 }
 
-// Stages chunks [s0, s0 + seg) of x in x_seg, between barriers (the previous segment's readers are done first).
-fn stage_x(s0: u32, seg: u32, tid: u32) {
-  workgroupBarrier();
-  for (var e = tid; e < seg * VPC; e += WG) {
-    let c = e % seg;
-    let v = e / seg;
-    x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
-  }
-  workgroupBarrier();
-}
-
-// Workgroup (split, g) walks row blocks g, g + p.groups, ... (of every stacked source; block b belongs to the
-// last source whose first block it has reached), so a workgroup normalises and stages x once for several
-// blocks. With several splits, each takes chunks [split * p.split_chunks, ...) of every row and writes its raw
-// sums for a second pass (matmul_split.wgsl) to add up.
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let id = wid.x + wid.y * nwg.x;
-  let split = id / p.groups;
-  // The grid may round up past the last workgroup.
-  if (split >= p.splits) { return; }
-  var block = id % p.groups;
-  let k_begin = split * p.split_chunks;
-  let k_end = min(k_begin + p.split_chunks, p.K / CHUNK);
+  let group = wid.x + wid.y * nwg.x;
+  let src = source_of(group);
+  let first_row = (group - p.first_group[src]) * ROWS;
   let lane = tid % LANES;
   let local_row = (tid / LANES) * RPT;
-  var src = source_of(block);
-  var first_row = (block - p.first_group[src]) * ROWS;
   // Rows past the source's end repeat its last row: their sums are computed and never stored, so the loop needs
   // no branch.
-  var last = p.rows[src] - 1u;
+  let last = p.rows[src] - 1u;
+  let chunks = p.K / CHUNK;
   // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
-  // flight while it computes; the first loads go out before x is normalised and staged, and a block's last
-  // chunk is followed by the first chunk of the workgroup's next block. A lane's chunks are lane, lane + LANES,
-  // ... across segments (SEG is a multiple of LANES when x takes several).
+  // flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
+  // lane, lane + LANES, ... across segments (SEG is a multiple of LANES when x takes several).
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
 {{PROLOGUE}}
   norm_stats(tid);
-  let one_segment = k_end - k_begin <= SEG;
-  if (one_segment) { stage_x(k_begin, k_end - k_begin, tid); }
-  loop {
-    for (var s0 = k_begin; s0 < k_end; s0 += SEG) {
-      let seg = min(SEG, k_end - s0);
-      if (!one_segment) { stage_x(s0, seg, tid); }
-      for (var i = s0 + lane; i < s0 + seg; i += LANES) {
-        let xs = chunk_x(i - s0);
-        let more = i + LANES < k_end;
+  for (var s0 = 0u; s0 < chunks; s0 += SEG) {
+    let seg = min(SEG, chunks - s0);
+    workgroupBarrier();
+    for (var e = tid; e < seg * VPC; e += WG) {
+      let c = e % seg;
+      let v = e / seg;
+      x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
+    }
+    workgroupBarrier();
+    for (var i = s0 + lane; i < s0 + seg; i += LANES) {
+      let xs = chunk_x(i - s0);
+      let more = i + LANES < chunks;
 {{ROW_UPDATES}}
-      }
     }
+  }
 {{PARTIAL_STORE}}
-    let block_src = src;
-    let block_first = first_row;
-    let next = block + p.groups;
-    if (next < p.blocks) {
-      src = source_of(next);
-      first_row = (next - p.first_group[src]) * ROWS;
-      last = p.rows[src] - 1u;
-{{NEXT_BLOCK}}
-    }
-    workgroupBarrier();
-    for (var r = tid; r < ROWS; r += WG) {
-      let row = block_first + r;
-      if (row >= p.rows[block_src]) { break; }
+  workgroupBarrier();
+  for (var r = tid; r < ROWS; r += WG) {
+    let row = first_row + r;
+    if (row >= p.rows[src]) { break; }
 {{FINISH}}
-    }
-    if (next >= p.blocks) { break; }
-    block = next;
-    // The partial sums are read before the next block rewrites them.
-    workgroupBarrier();
   }
 }

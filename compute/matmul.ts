@@ -5,7 +5,6 @@
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
 import { gemvApplies, gemvInto } from "./gemv.ts";
-import { splitSumInto } from "./split_sum.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
@@ -30,6 +29,12 @@ export interface Tile {
 
 /** Longest reduction one dispatch performs. */
 const K_SPLIT = 16384;
+
+const SPLIT_SUM: KernelSpec = {
+  file: new URL("./matmul_split.wgsl", import.meta.url),
+  entry: "main",
+  bindings: ["read", "read", "write"],
+};
 
 /**
  * Layers of split-K for a product with `tiles` output tiles and reduction length k: none when the tiles alone
@@ -496,7 +501,12 @@ export function matmulInto(
       [a.range, weight, a.range, partial.range, ...extra],
       [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), layers],
     );
-    splitSumInto(out.range, partial.range, layers, m, n, bias?.range ?? null, null, accumulate);
+    rt().dispatch(
+      SPLIT_SUM,
+      new Params().u32(m * n, n, layers, bias ? 1 : 0, accumulate ? 1 : 0),
+      [partial.range, (bias ?? partial).range, out.range],
+      Math.ceil((m * n) / 256),
+    );
     partial.dispose();
     return;
   }

@@ -1,6 +1,5 @@
-// Split-K's second pass (matmul.wgsl's split_k, gemv.wgsl's splits): out[i] = the layers' partial products at i
-// summed in layer order (+ bias[i % N]) (+ residual[i]) (+ out[i]), so the result does not depend on how the GPU
-// scheduled the layers.
+// Split-K's second pass (see matmul.wgsl's split_k): out[i] = the layers' partial products at i summed in layer
+// order (+ bias[i % N]) (+ out[i]), so the result does not depend on how the GPU scheduled the layers.
 
 struct Params {
   mn: u32,
@@ -8,7 +7,6 @@ struct Params {
   layers: u32,
   has_bias: u32,
   accumulate: u32,
-  has_residual: u32,
 }
 
 const WG: u32 = 256u;
@@ -16,8 +14,7 @@ const WG: u32 = 256u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -26,7 +23,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   var v = 0.0;
   for (var s = 0u; s < p.layers; s++) { v += partial[s * p.mn + i]; }
   if (p.has_bias != 0u) { v += bias[i % p.n]; }
-  if (p.has_residual != 0u) { v += residual[i]; }
   if (p.accumulate != 0u) { v += out[i]; }
   out[i] = v;
 }
