@@ -117,8 +117,15 @@ function kernelSpec(
   headDim: number,
   tiles: Tiles,
   sizes: Record<string, number>,
+  decode: Decode = { GROUP: 1, SPAN: 1 },
 ): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes } };
+  return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes, ...decode } };
+}
+
+/** The decode kernel's query heads per kv head and keys per split (defines of attention.wgsl). */
+interface Decode {
+  GROUP: number;
+  SPAN: number;
 }
 
 /** A tiled kernel's spec and its tiles; `rows` (owned rows per workgroup) is 256 / LANES. */
@@ -212,6 +219,70 @@ const TARGET_WORKGROUPS = 264;
 /** Key tiles a split covers at least, so splitting pays for its merge. */
 const MIN_TILES_PER_SPLIT = 2;
 
+/** Scores a decode workgroup keeps in workgroup memory at most (GROUP × SPAN of them). */
+const DECODE_SCORES = 4096;
+
+const decodeSpecs = new Map<string, KernelSpec>();
+
+/**
+ * One query per row (decoding): attn_decode, a workgroup per (split of at most SPAN keys, kv head, batch row)
+ * taking the group's query heads together; several splits are merged by attn_combine.
+ */
+function decodeForward(
+  g: Geometry,
+  causal: boolean,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  out: Tensor,
+  lse: Tensor,
+): void {
+  const group = g.Hq / g.Hkv;
+  const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
+  const key = `${g.D}|${group}|${span}`;
+  let spec = decodeSpecs.get(key);
+  if (!spec) {
+    const dq = Math.ceil(g.D / 4);
+    spec = kernelSpec(
+      "attn_decode",
+      ["read", "read", "read", "read", "write", "write"],
+      g.D,
+      { LANES: 4, TILE: 8 },
+      {
+        SIZE_Q: group * dq,
+        SIZE_DO: 1,
+        SIZE_K: WG,
+        SIZE_V: 1,
+        SIZE_P: group * span,
+        SIZE_DS: WG,
+        SIZE_ROW: 2 * group,
+      },
+      { GROUP: group, SPAN: span },
+    );
+    decodeSpecs.set(key, spec);
+  }
+  const splits = Math.max(1, Math.ceil(g.S / span));
+  const n = out.size;
+  const bindings = [q.range, k.range, v.range, (mask ?? q).range];
+  const params = attnParams(g, mask, causal, n, 0, splits, span);
+  if (splits === 1) {
+    rt().dispatch(spec, params, [...bindings, out.range, lse.range], [1, g.Hkv, g.B]);
+    return;
+  }
+  const parts = empty([splits, ...out.shape]); // parts: [splits, B, 1, Hq, D], each normalised by its own sum
+  const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, 1]
+  rt().dispatch(spec, params, [...bindings, parts.range, partLse.range], [splits, g.Hkv, g.B]);
+  rt().dispatch(
+    flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
+    params,
+    [parts.range, partLse.range, out.range, lse.range],
+    Math.ceil(n / WG),
+  );
+  parts.dispose();
+  partLse.dispose();
+}
+
 /** Writes out [B, T, Hq, D] and lse [B, Hq, T], splitting the keys among workgroups when the grid is small. */
 function attentionForward(
   g: Geometry,
@@ -223,6 +294,10 @@ function attentionForward(
   out: Tensor,
   lse: Tensor,
 ): void {
+  if (g.T === 1) {
+    decodeForward(g, causal, q, k, v, mask, out, lse);
+    return;
+  }
   const rows = g.T * (g.Hq / g.Hkv);
   const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D);
   const queryTiles = Math.ceil(rows / fwd.rows);

@@ -4,9 +4,10 @@
 // Layouts: q, o [B, T, Hq, D]; k, v [B, kv_rows, Hkv, D] of which the first S rows are keys; lse, delta
 // [B, Hq, T]; key_mask i32 [B, mask_stride] (1 = attend). Query t sits at absolute position S - T + t.
 // The forward and dQ kernels work per kv head: their query tiles run over the "rows" rho = t * group + g of
-// the group's query heads, so one K/V tile serves every query head that reads it (and decoding, T = 1, still
-// fills a tile). The forward may also split the keys among workgroups (flash-decoding) when too few query
-// tiles exist to fill the GPU; attn_combine then merges the per-split outputs by their logsumexps.
+// the group's query heads, so one K/V tile serves every query head that reads it. The forward may also split
+// the keys among workgroups (flash-decoding) when too few query tiles exist to fill the GPU; attn_combine then
+// merges the per-split outputs by their logsumexps. One query per row (decoding) takes attn_decode instead, at
+// the end of this file.
 // Tiles: ROWS rows owned by threads (query rows in the forward and dQ, keys in dK/dV), LANES threads per row,
 // each accumulating two vec4 column groups in registers (named variables, not arrays: GPU compilers keep
 // loop-indexed arrays in slow local memory); TILE rows of the other operand per step. Rows live in workgroup
@@ -483,4 +484,114 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   let dst = (b * p.kv_rows + p.length) * row + i % per_batch;
   cache_k[dst] = append_k[i];
   cache_v[dst] = append_v[i];
+}
+
+// ---- decoding (one query per row): a workgroup per (key split, kv head, batch) takes the group's query heads
+// together. Each thread scores one key against every head (the key read once, the heads' queries from workgroup
+// memory), 32 threads per head reduce the softmax statistics, and D4 column threads × PARTS key slices
+// accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
+// WG) are text defines; with several splits attn_combine merges them as for the tiled forward. ----
+const GROUP: u32 = {{GROUP}}u;
+const SPAN: u32 = {{SPAN}}u;
+const DQ: u32 = (D + 3u) / 4u;
+// Key slices of the P·V step: WG threads as PARTS slices of DQ column threads.
+const PARTS: u32 = WG / DQ;
+
+@compute @workgroup_size(WG)
+fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
+  let b = wid.z;
+  let hk = wid.y;
+  let split = wid.x;
+  let k_begin = split * p.split_len;
+  let keys = min(p.S, k_begin + p.split_len) - k_begin;
+  // sh_q: the group's queries [GROUP, DQ]; sh_p: scores, then probabilities [GROUP, SPAN].
+  for (var i = tid; i < GROUP * DQ; i += WG) {
+    let g = i / DQ;
+    sh_q[i] = load_q4(q_index(b, 0u, hk * GROUP + g), i % DQ);
+  }
+  workgroupBarrier();
+  if (tid < keys) {
+    let s = k_begin + tid;
+    let visible = key_visible(b, 0u, s);
+    let base = kv_index(b, s, hk);
+    var score: array<f32, GROUP>;
+    for (var j = 0u; j < DQ; j++) {
+      let k4 = load_k4(base, j);
+      for (var g = 0u; g < GROUP; g++) { score[g] += dot(sh_q[g * DQ + j], k4); }
+    }
+    for (var g = 0u; g < GROUP; g++) { sh_p[g * SPAN + tid] = select(MASKED, score[g] * p.scale, visible); }
+  }
+  workgroupBarrier();
+  // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
+  let lane = tid % 32u;
+  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
+    let g = g0 + tid / 32u;
+    var m = MASKED;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
+    }
+    sh_ds[tid] = m;
+    workgroupBarrier();
+    for (var w = 16u; w > 0u; w >>= 1u) {
+      if (lane < w) { sh_ds[tid] = max(sh_ds[tid], sh_ds[tid + w]); }
+      workgroupBarrier();
+    }
+    m = sh_ds[tid - lane];
+    var l = 0.0;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) {
+        let s = sh_p[g * SPAN + c];
+        var e = 0.0;
+        if (s != MASKED) { e = exp(s - m); }
+        sh_p[g * SPAN + c] = e;
+        l += e;
+      }
+    }
+    workgroupBarrier();
+    sh_ds[tid] = l;
+    workgroupBarrier();
+    for (var w = 16u; w > 0u; w >>= 1u) {
+      if (lane < w) { sh_ds[tid] += sh_ds[tid + w]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && g < GROUP) {
+      sh_row[2u * g] = m;
+      sh_row[2u * g + 1u] = sh_ds[tid];
+    }
+    workgroupBarrier();
+  }
+  // P·V: thread (part, column j) sums keys part, part + PARTS, ... for every head.
+  let part = tid / DQ;
+  let j = tid % DQ;
+  var acc: array<vec4f, GROUP>;
+  if (part < PARTS) {
+    for (var c = part; c < keys; c += PARTS) {
+      let v4 = load_v4(kv_index(b, k_begin + c, hk), j);
+      for (var g = 0u; g < GROUP; g++) { acc[g] = fma(vec4f(sh_p[g * SPAN + c]), v4, acc[g]); }
+    }
+  }
+  // The slices meet in workgroup memory (sh_k, [PARTS, DQ]), one head at a time.
+  for (var g = 0u; g < GROUP; g++) {
+    if (part < PARTS) { sh_k[part * DQ + j] = acc[g]; }
+    workgroupBarrier();
+    if (tid < DQ) {
+      var o = vec4f(0.0);
+      for (var q = 0u; q < PARTS; q++) { o += sh_k[q * DQ + tid]; }
+      let l = sh_row[2u * g + 1u];
+      // A query that sees no key (all padding) outputs zeros.
+      var inv = 0.0;
+      if (l > 0.0) { inv = 1.0 / l; }
+      let h = hk * GROUP + g;
+      let base = split * p.n + q_index(b, 0u, h);
+      for (var e = 0u; e < 4u; e++) {
+        if (4u * tid + e < D) { fwd_out[base + 4u * tid + e] = o[e] * inv; }
+      }
+      if (tid == 0u) {
+        var lse = MASKED;
+        if (l > 0.0) { lse = sh_row[2u * g] + log(l); }
+        fwd_lse[split * (p.n / D) + row_index(b, h, 0u)] = lse;
+      }
+    }
+    workgroupBarrier();
+  }
 }

@@ -114,6 +114,23 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
 });
 
 gpuTest(
+  "attention: one query per row (the decode kernel) vs f64 with gradients: a group of 7 query heads at head dim " +
+    "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row",
+  async () => {
+    const S = 37;
+    const padded = Array.from({ length: 2 * S }, (_, i) => (i >= S && i - S < 5 ? 0 : 1));
+    await checkCase(
+      "group 7 D=128",
+      { B: 2, T: 1, S, Hq: 14, Hkv: 2, D: 128, causal: true, mask: padded },
+      50,
+    );
+    await checkCase("splits", { B: 1, T: 1, S: 600, Hq: 7, Hkv: 1, D: 16, causal: true }, 53);
+    const empty = Array.from({ length: 2 * 9 }, (_, i) => (i < 9 ? (i % 4 === 2 ? 0 : 1) : 0));
+    await checkCase("MHA D=7", { B: 2, T: 1, S: 9, Hq: 3, Hkv: 3, D: 7, causal: false, mask: empty }, 56);
+  },
+);
+
+gpuTest(
   "attention: long keys split among workgroups (flash-decoding merge), padded splits and rows",
   async () => {
     const B = 2, S = 300;
