@@ -224,66 +224,37 @@ const DECODE_SCORES = 4096;
 
 const decodeSpecs = new Map<string, KernelSpec>();
 
-/**
- * One query per row (decoding): attn_decode, a workgroup per (split of at most SPAN keys, kv head, batch row)
- * taking the group's query heads together; several splits are merged by attn_combine.
- */
-function decodeForward(
-  g: Geometry,
-  causal: boolean,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  mask: Tensor | null,
-  out: Tensor,
-  lse: Tensor,
-): void {
+/** attn_decode's spec for this geometry and the keys each of its splits takes. */
+function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } {
   const group = g.Hq / g.Hkv;
   const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
   const key = `${g.D}|${group}|${span}`;
   let spec = decodeSpecs.get(key);
   if (!spec) {
-    const dq = Math.ceil(g.D / 4);
-    spec = kernelSpec(
-      "attn_decode",
-      ["read", "read", "read", "read", "write", "write"],
-      g.D,
-      { LANES: 4, TILE: 8 },
-      {
-        SIZE_Q: group * dq,
-        SIZE_DO: 1,
-        SIZE_K: WG,
-        SIZE_V: 1,
-        SIZE_P: group * span,
-        SIZE_DS: WG,
-        SIZE_ROW: 2 * group,
-      },
-      { GROUP: group, SPAN: span },
-    );
+    const sizes = {
+      SIZE_Q: group * Math.ceil(g.D / 4),
+      SIZE_DO: 1,
+      SIZE_K: WG,
+      SIZE_V: 1,
+      SIZE_P: group * span,
+      SIZE_DS: WG,
+      SIZE_ROW: 2 * group,
+    };
+    const bindings: KernelSpec["bindings"] = ["read", "read", "read", "read", "write", "write"];
+    spec = kernelSpec("attn_decode", bindings, g.D, { LANES: 4, TILE: 8 }, sizes, {
+      GROUP: group,
+      SPAN: span,
+    });
     decodeSpecs.set(key, spec);
   }
-  const splits = Math.max(1, Math.ceil(g.S / span));
-  const n = out.size;
-  const bindings = [q.range, k.range, v.range, (mask ?? q).range];
-  const params = attnParams(g, mask, causal, n, 0, splits, span);
-  if (splits === 1) {
-    rt().dispatch(spec, params, [...bindings, out.range, lse.range], [1, g.Hkv, g.B]);
-    return;
-  }
-  const parts = empty([splits, ...out.shape]); // parts: [splits, B, 1, Hq, D], each normalised by its own sum
-  const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, 1]
-  rt().dispatch(spec, params, [...bindings, parts.range, partLse.range], [splits, g.Hkv, g.B]);
-  rt().dispatch(
-    flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
-    params,
-    [parts.range, partLse.range, out.range, lse.range],
-    Math.ceil(n / WG),
-  );
-  parts.dispose();
-  partLse.dispose();
+  return { spec, span };
 }
 
-/** Writes out [B, T, Hq, D] and lse [B, Hq, T], splitting the keys among workgroups when the grid is small. */
+/**
+ * Writes out [B, T, Hq, D] and lse [B, Hq, T]. One query per row (decoding) takes attn_decode: a workgroup per
+ * (split of at most SPAN keys, kv head, batch row), the group's query heads together. Otherwise attn_fwd,
+ * splitting the keys among workgroups when the grid is small. Several splits are merged by attn_combine.
+ */
 function attentionForward(
   g: Geometry,
   causal: boolean,
@@ -294,43 +265,41 @@ function attentionForward(
   out: Tensor,
   lse: Tensor,
 ): void {
+  const inputs = [q.range, k.range, v.range, (mask ?? q).range];
+  let spec: KernelSpec;
+  let splits: number;
+  let splitLen: number;
+  let grid: (splits: number) => [number, number, number];
   if (g.T === 1) {
-    decodeForward(g, causal, q, k, v, mask, out, lse);
-    return;
+    const decode = decodeKernel(g);
+    spec = decode.spec;
+    splitLen = decode.span;
+    splits = Math.max(1, Math.ceil(g.S / splitLen));
+    grid = (splits) => [splits, g.Hkv, g.B];
+  } else {
+    const rows = g.T * (g.Hq / g.Hkv);
+    const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D);
+    const queryTiles = Math.ceil(rows / fwd.rows);
+    const keyTiles = Math.ceil(g.S / fwd.step);
+    const wanted = Math.floor(TARGET_WORKGROUPS / Math.max(1, queryTiles * g.Hkv * g.B));
+    splits = Math.max(1, Math.min(wanted, Math.floor(keyTiles / MIN_TILES_PER_SPLIT)));
+    splitLen = Math.ceil(keyTiles / splits) * fwd.step;
+    splits = Math.max(1, Math.ceil(g.S / splitLen));
+    spec = fwd.spec;
+    grid = (splits) => [queryTiles * splits, g.Hkv, g.B];
   }
-  const rows = g.T * (g.Hq / g.Hkv);
-  const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D);
-  const queryTiles = Math.ceil(rows / fwd.rows);
-  const keyTiles = Math.ceil(g.S / fwd.step);
-  const wanted = Math.floor(TARGET_WORKGROUPS / Math.max(1, queryTiles * g.Hkv * g.B));
-  let splits = Math.max(1, Math.min(wanted, Math.floor(keyTiles / MIN_TILES_PER_SPLIT)));
-  const splitLen = Math.ceil(keyTiles / splits) * fwd.step;
-  splits = Math.max(1, Math.ceil(g.S / splitLen));
   const n = out.size;
-  const bindings = [q.range, k.range, v.range, (mask ?? q).range];
+  const params = attnParams(g, mask, causal, n, 0, splits, splitLen);
   if (splits === 1) {
-    rt().dispatch(fwd.spec, attnParams(g, mask, causal, n, 0, 1, splitLen), [
-      ...bindings,
-      out.range,
-      lse.range,
-    ], [
-      queryTiles,
-      g.Hkv,
-      g.B,
-    ]);
+    rt().dispatch(spec, params, [...inputs, out.range, lse.range], grid(1));
     return;
   }
   const parts = empty([splits, ...out.shape]); // parts: [splits, B, T, Hq, D], each normalised by its own sum
   const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, T]
-  rt().dispatch(
-    fwd.spec,
-    attnParams(g, mask, causal, n, 0, splits, splitLen),
-    [...bindings, parts.range, partLse.range],
-    [queryTiles * splits, g.Hkv, g.B],
-  );
+  rt().dispatch(spec, params, [...inputs, parts.range, partLse.range], grid(splits));
   rt().dispatch(
     flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
-    attnParams(g, mask, causal, n, 0, splits, splitLen),
+    params,
     [parts.range, partLse.range, out.range, lse.range],
     Math.ceil(n / WG),
   );
