@@ -117,16 +117,46 @@ function kernelSpec(
   headDim: number,
   tiles: Tiles,
   sizes: Record<string, number>,
-  decode: Decode = { GROUP: 1, SPAN: 1 },
+  decode: Decode = NO_DECODE,
 ): KernelSpec {
   return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes, ...decode } };
 }
 
-/** The decode kernel's query heads per kv head and keys per split (defines of attention.wgsl). */
+/**
+ * The decode kernel's defines: query heads per kv head, keys per split, and its per-head code unrolled (see
+ * decodeDefines); the other kernels leave them empty.
+ */
 interface Decode {
   GROUP: number;
   SPAN: number;
+  SCORE_DECL: string;
+  SCORE_UPDATE: string;
+  SCORE_STORE: string;
+  ACC_DECL: string;
+  ACC_UPDATE: string;
+  HEAD_OUTPUTS: string;
 }
+
+/** attn_decode's per-head code for `group` heads, unrolled into named variables. */
+function decodeDefines(group: number, span: number): Decode {
+  const heads = Array.from({ length: group }, (_, g) => g);
+  const lines = (f: (g: number) => string) => heads.map(f).join("\n");
+  return {
+    GROUP: group,
+    SPAN: span,
+    SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
+    SCORE_UPDATE: lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + j], k4);`),
+    SCORE_STORE: lines((g) => `    sh_p[${g}u * SPAN + tid] = select(MASKED, score${g} * p.scale, visible);`),
+    ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
+    ACC_UPDATE: lines((g) => `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c]), v4, acc${g});`),
+    HEAD_OUTPUTS: lines((g) =>
+      `  if (part < PARTS) { sh_k[part * DQ + j] = acc${g}; }\n  workgroupBarrier();\n` +
+      `  if (tid < DQ) { decode_output(${g}u, tid, b, hk, split); }\n  workgroupBarrier();`
+    ),
+  };
+}
+
+const NO_DECODE = decodeDefines(1, 1);
 
 /** A tiled kernel's spec and its tiles; `rows` (owned rows per workgroup) is 256 / LANES. */
 function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number) {
@@ -241,10 +271,8 @@ function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } {
       SIZE_ROW: 2 * group,
     };
     const bindings: KernelSpec["bindings"] = ["read", "read", "read", "read", "write", "write"];
-    spec = kernelSpec("attn_decode", bindings, g.D, { LANES: 4, TILE: 8 }, sizes, {
-      GROUP: group,
-      SPAN: span,
-    });
+    const tiles = { LANES: 4, TILE: 8 };
+    spec = kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span));
     decodeSpecs.set(key, spec);
   }
   return { spec, span };

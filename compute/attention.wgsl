@@ -490,7 +490,8 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 // together. Each thread scores one key against every head (the key read once, the heads' queries from workgroup
 // memory), 32 threads per head reduce the softmax statistics, and D4 column threads × PARTS key slices
 // accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
-// WG) are text defines; with several splits attn_combine merges them as for the tiled forward. ----
+// WG) are text defines; the wrapper unrolls the heads into named scores and accumulators (arrays indexed in loops
+// leave registers). With several splits attn_combine merges them as for the tiled forward. ----
 const GROUP: u32 = {{GROUP}}u;
 const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;
@@ -514,12 +515,12 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     let s = k_begin + tid;
     let visible = key_visible(b, 0u, s);
     let base = kv_index(b, s, hk);
-    var score: array<f32, GROUP>;
+{{SCORE_DECL}}
     for (var j = 0u; j < DQ; j++) {
       let k4 = load_k4(base, j);
-      for (var g = 0u; g < GROUP; g++) { score[g] += dot(sh_q[g * DQ + j], k4); }
+{{SCORE_UPDATE}}
     }
-    for (var g = 0u; g < GROUP; g++) { sh_p[g * SPAN + tid] = select(MASKED, score[g] * p.scale, visible); }
+{{SCORE_STORE}}
   }
   workgroupBarrier();
   // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
@@ -563,35 +564,33 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
   // P·V: thread (part, column j) sums keys part, part + PARTS, ... for every head.
   let part = tid / DQ;
   let j = tid % DQ;
-  var acc: array<vec4f, GROUP>;
+{{ACC_DECL}}
   if (part < PARTS) {
     for (var c = part; c < keys; c += PARTS) {
       let v4 = load_v4(kv_index(b, k_begin + c, hk), j);
-      for (var g = 0u; g < GROUP; g++) { acc[g] = fma(vec4f(sh_p[g * SPAN + c]), v4, acc[g]); }
+{{ACC_UPDATE}}
     }
   }
   // The slices meet in workgroup memory (sh_k, [PARTS, DQ]), one head at a time.
-  for (var g = 0u; g < GROUP; g++) {
-    if (part < PARTS) { sh_k[part * DQ + j] = acc[g]; }
-    workgroupBarrier();
-    if (tid < DQ) {
-      var o = vec4f(0.0);
-      for (var q = 0u; q < PARTS; q++) { o += sh_k[q * DQ + tid]; }
-      let l = sh_row[2u * g + 1u];
-      // A query that sees no key (all padding) outputs zeros.
-      var inv = 0.0;
-      if (l > 0.0) { inv = 1.0 / l; }
-      let h = hk * GROUP + g;
-      let base = split * p.n + q_index(b, 0u, h);
-      for (var e = 0u; e < 4u; e++) {
-        if (4u * tid + e < D) { fwd_out[base + 4u * tid + e] = o[e] * inv; }
-      }
-      if (tid == 0u) {
-        var lse = MASKED;
-        if (l > 0.0) { lse = sh_row[2u * g] + log(l); }
-        fwd_lse[split * (p.n / D) + row_index(b, h, 0u)] = lse;
-      }
-    }
-    workgroupBarrier();
+{{HEAD_OUTPUTS}}
+}
+
+// Head g's output of a decode workgroup: its PARTS slices (in sh_k) summed and normalised, and its logsumexp.
+fn decode_output(g: u32, tid: u32, b: u32, hk: u32, split: u32) {
+  var o = vec4f(0.0);
+  for (var q = 0u; q < PARTS; q++) { o += sh_k[q * DQ + tid]; }
+  let l = sh_row[2u * g + 1u];
+  // A query that sees no key (all padding) outputs zeros.
+  var inv = 0.0;
+  if (l > 0.0) { inv = 1.0 / l; }
+  let h = hk * GROUP + g;
+  let base = split * p.n + q_index(b, 0u, h);
+  for (var e = 0u; e < 4u; e++) {
+    if (4u * tid + e < D) { fwd_out[base + 4u * tid + e] = o[e] * inv; }
+  }
+  if (tid == 0u) {
+    var lse = MASKED;
+    if (l > 0.0) { lse = sh_row[2u * g] + log(l); }
+    fwd_lse[split * (p.n / D) + row_index(b, h, 0u)] = lse;
   }
 }
