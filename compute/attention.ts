@@ -145,10 +145,18 @@ function decodeDefines(group: number, span: number): Decode {
     GROUP: group,
     SPAN: span,
     SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
-    SCORE_UPDATE: lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + j], k4);`),
+    SCORE_UPDATE: lines((g) =>
+      `      score${g} += dot(sh_q[${g}u * DQ + j], k0) + dot(sh_q[${g}u * DQ + j + 1u], k1) + ` +
+      `dot(sh_q[${g}u * DQ + j + 2u], k2) + dot(sh_q[${g}u * DQ + j + 3u], k3);`
+    ),
     SCORE_STORE: lines((g) => `    sh_p[${g}u * SPAN + tid] = select(MASKED, score${g} * p.scale, visible);`),
     ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
-    ACC_UPDATE: lines((g) => `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c]), v4, acc${g});`),
+    ACC_UPDATE: lines((g) =>
+      `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c0]), v0, acc${g});\n` +
+      [1, 2, 3].map((i) =>
+        `      acc${g} = fma(vec4f(select(0.0, sh_p[${g}u * SPAN + c${i}], in${i})), v${i}, acc${g});`
+      ).join("\n")
+    ),
     HEAD_OUTPUTS: lines((g) =>
       `  if (part < PARTS) { sh_k[part * DQ + j] = acc${g}; }\n  workgroupBarrier();\n` +
       `  if (tid < DQ) { decode_output(${g}u, tid, b, hk, split); }\n  workgroupBarrier();`

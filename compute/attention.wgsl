@@ -516,8 +516,12 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     let visible = key_visible(b, 0u, s);
     let base = kv_index(b, s, hk);
 {{SCORE_DECL}}
-    for (var j = 0u; j < DQ; j++) {
-      let k4 = load_k4(base, j);
+    // Four loads in flight per step (columns past D load as zeros, so the queries they meet do not matter).
+    for (var j = 0u; j < DQ; j += 4u) {
+      let k0 = load_k4(base, j);
+      let k1 = load_k4(base, j + 1u);
+      let k2 = load_k4(base, j + 2u);
+      let k3 = load_k4(base, j + 3u);
 {{SCORE_UPDATE}}
     }
 {{SCORE_STORE}}
@@ -566,8 +570,18 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
   let j = tid % DQ;
 {{ACC_DECL}}
   if (part < PARTS) {
-    for (var c = part; c < keys; c += PARTS) {
-      let v4 = load_v4(kv_index(b, k_begin + c, hk), j);
+    // Four keys per step, their loads in flight together; keys past the split weigh zero.
+    for (var c0 = part; c0 < keys; c0 += 4u * PARTS) {
+      let c1 = min(c0 + PARTS, keys - 1u);
+      let c2 = min(c0 + 2u * PARTS, keys - 1u);
+      let c3 = min(c0 + 3u * PARTS, keys - 1u);
+      let v0 = load_v4(kv_index(b, k_begin + c0, hk), j);
+      let v1 = load_v4(kv_index(b, k_begin + c1, hk), j);
+      let v2 = load_v4(kv_index(b, k_begin + c2, hk), j);
+      let v3 = load_v4(kv_index(b, k_begin + c3, hk), j);
+      let in1 = c0 + PARTS < keys;
+      let in2 = c0 + 2u * PARTS < keys;
+      let in3 = c0 + 3u * PARTS < keys;
 {{ACC_UPDATE}}
     }
   }
