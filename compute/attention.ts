@@ -145,11 +145,8 @@ function decodeDefines(group: number, span: number): Decode {
     GROUP: group,
     SPAN: span,
     SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
-    SCORE_UPDATE: lines((g) =>
-      `      score${g} += dot(sh_q[${g}u * DQ + j], k0) + dot(sh_q[${g}u * DQ + j + 1u], k1) + ` +
-      `dot(sh_q[${g}u * DQ + j + 2u], k2) + dot(sh_q[${g}u * DQ + j + 3u], k3);`
-    ),
-    SCORE_STORE: lines((g) => `    sh_p[${g}u * SPAN + tid] = select(MASKED, score${g} * p.scale, visible);`),
+    SCORE_UPDATE: lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + j], k4);`),
+    SCORE_STORE: lines((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
     ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
     ACC_UPDATE: lines((g) =>
       `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c0]), v0, acc${g});\n` +
@@ -260,30 +257,36 @@ const MIN_TILES_PER_SPLIT = 2;
 /** Scores a decode workgroup keeps in workgroup memory at most (GROUP × SPAN of them). */
 const DECODE_SCORES = 4096;
 
-const decodeSpecs = new Map<string, KernelSpec>();
+const decodeSpecs = new Map<string, { spec: KernelSpec; span: number } | null>();
 
-/** attn_decode's spec for this geometry and the keys each of its splits takes. */
-function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } {
+/**
+ * attn_decode's spec for this geometry and the keys each of its splits takes; null when its workgroup arrays
+ * (which grow with the query heads per kv head) do not fit the device.
+ */
+function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } | null {
   const group = g.Hq / g.Hkv;
   const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
   const key = `${g.D}|${group}|${span}`;
-  let spec = decodeSpecs.get(key);
-  if (!spec) {
+  let kernel = decodeSpecs.get(key);
+  if (kernel === undefined) {
     const sizes = {
       SIZE_Q: group * Math.ceil(g.D / 4),
       SIZE_DO: 1,
       SIZE_K: WG,
       SIZE_V: 1,
       SIZE_P: group * span,
-      SIZE_DS: WG,
+      SIZE_DS: WG * group,
       SIZE_ROW: 2 * group,
     };
+    const fits = sharedBytes(sizes) <= rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
     const bindings: KernelSpec["bindings"] = ["read", "read", "read", "read", "write", "write"];
     const tiles = { LANES: 4, TILE: 8 };
-    spec = kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span));
-    decodeSpecs.set(key, spec);
+    kernel = fits
+      ? { spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span)), span }
+      : null;
+    decodeSpecs.set(key, kernel);
   }
-  return { spec, span };
+  return kernel;
 }
 
 /**
@@ -306,8 +309,8 @@ function attentionForward(
   let splits: number;
   let splitLen: number;
   let grid: (splits: number) => [number, number, number];
-  if (g.T === 1) {
-    const decode = decodeKernel(g);
+  const decode = g.T === 1 ? decodeKernel(g) : null;
+  if (decode) {
     spec = decode.spec;
     splitLen = decode.span;
     splits = Math.max(1, Math.ceil(g.S / splitLen));

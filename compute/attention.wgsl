@@ -487,8 +487,8 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 }
 
 // ---- decoding (one query per row): a workgroup per (key split, kv head, batch) takes the group's query heads
-// together. Each thread scores one key against every head (the key read once, the heads' queries from workgroup
-// memory), 32 threads per head reduce the softmax statistics, and D4 column threads × PARTS key slices
+// together. Eight threads score one key against every head (the key read once, the heads' queries from
+// workgroup memory), 32 threads per head reduce the softmax statistics, and DQ column threads × PARTS key slices
 // accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
 // WG) are text defines; the wrapper unrolls the heads into named scores and accumulators (arrays indexed in loops
 // leave registers). With several splits attn_combine merges them as for the tiled forward. ----
@@ -497,6 +497,9 @@ const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;
 // Key slices of the P·V step: WG threads as PARTS slices of DQ column threads.
 const PARTS: u32 = WG / DQ;
+// Threads sharing one key's dot products, and the keys a pass of the workgroup scores.
+const KEY_THREADS: u32 = 8u;
+const KEYS_PER_PASS: u32 = WG / KEY_THREADS;
 
 @compute @workgroup_size(WG)
 fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
@@ -511,22 +514,32 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     sh_q[i] = load_q4(q_index(b, 0u, hk * GROUP + g), i % DQ);
   }
   workgroupBarrier();
-  if (tid < keys) {
-    let s = k_begin + tid;
-    let visible = key_visible(b, 0u, s);
-    let base = kv_index(b, s, hk);
+  // Scores: KEY_THREADS threads per key, each taking every KEY_THREADS-th column (the threads of a key read
+  // consecutive vec4s, a pass's loads all in flight together), KEYS_PER_PASS keys a pass; the threads'
+  // partial dot products meet in sh_ds [WG, GROUP].
+  let key_lane = tid % KEY_THREADS;
+  for (var c0 = 0u; c0 < keys; c0 += KEYS_PER_PASS) {
+    let c = min(c0 + tid / KEY_THREADS, keys - 1u);
+    let base = kv_index(b, k_begin + c, hk);
 {{SCORE_DECL}}
-    // Four loads in flight per step (columns past D load as zeros, so the queries they meet do not matter).
-    for (var j = 0u; j < DQ; j += 4u) {
-      let k0 = load_k4(base, j);
-      let k1 = load_k4(base, j + 1u);
-      let k2 = load_k4(base, j + 2u);
-      let k3 = load_k4(base, j + 3u);
+    for (var j = key_lane; j < DQ; j += KEY_THREADS) {
+      let k4 = load_k4(base, j);
 {{SCORE_UPDATE}}
     }
 {{SCORE_STORE}}
+    workgroupBarrier();
+    if (tid < KEYS_PER_PASS * GROUP) {
+      let key = tid / GROUP;
+      let g = tid % GROUP;
+      if (c0 + key < keys) {
+        var score = 0.0;
+        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * GROUP + g]; }
+        let s = k_begin + c0 + key;
+        sh_p[g * SPAN + c0 + key] = select(MASKED, score * p.scale, key_visible(b, 0u, s));
+      }
+    }
+    workgroupBarrier();
   }
-  workgroupBarrier();
   // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
   let lane = tid % 32u;
   for (var g0 = 0u; g0 < GROUP; g0 += 8u) {

@@ -115,7 +115,7 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
 
 gpuTest(
   "attention: one query per row (the decode kernel) vs f64 with gradients: a group of 7 query heads at head dim " +
-    "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row",
+    "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row, a group too large for it",
   async () => {
     const S = 37;
     const padded = Array.from({ length: 2 * S }, (_, i) => (i >= S && i - S < 5 ? 0 : 1));
@@ -127,6 +127,8 @@ gpuTest(
     await checkCase("splits", { B: 1, T: 1, S: 600, Hq: 7, Hkv: 1, D: 16, causal: true }, 53);
     const empty = Array.from({ length: 2 * 9 }, (_, i) => (i < 9 ? (i % 4 === 2 ? 0 : 1) : 0));
     await checkCase("MHA D=7", { B: 2, T: 1, S: 9, Hq: 3, Hkv: 3, D: 7, causal: false, mask: empty }, 56);
+    // 64 query heads per kv head: the decode kernel's arrays outgrow workgroup memory, the tiled kernel runs.
+    await checkCase("group 64", { B: 1, T: 1, S: 5, Hq: 64, Hkv: 1, D: 8, causal: true }, 59);
   },
 );
 
