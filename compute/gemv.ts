@@ -390,7 +390,7 @@ export interface GemvSource {
 }
 
 /** Sources one dispatch takes at most (Params holds four of each per-source field). */
-export const MAX_GEMV_SOURCES = 4;
+const MAX_GEMV_SOURCES = 4;
 
 /** What a GEMV dispatch shares among its sources. */
 export interface GemvOptions {
