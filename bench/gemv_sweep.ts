@@ -2,94 +2,112 @@
  * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
- * test on the CPU driver); --shape I: only the I-th shape. Each run reads
+ * test on the CPU driver); --shape I: only the I-th shape (the last two: q/k/v stacked in one dispatch, and
+ * gate/up as a SwiGLU pair). Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
 import {
   GEMV_LAYOUTS,
-  gemvInto,
   type GemvLayout,
   gemvLayout,
+  type GemvSource,
+  gemvStackInto,
+  gemvSwigluInto,
   type GemvWeight,
-  type Nf4Scales,
 } from "../compute/gemv.ts";
-import { disposeNf4, nf4Bytes, quantizeNf4 } from "../compute/nf4.ts";
+import { disposeNf4, nf4Bytes, nf4Scales, quantizeNf4 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
 import { initRuntime } from "../compute/runtime.ts";
 import { empty, keep } from "../compute/tensor.ts";
 import { coldCopies, timeCalls } from "../compute/timing.ts";
 
 type Storage = GemvWeight | "nf4-double";
-const SHAPES: [Storage, number, number][] = Deno.args.includes("--quick")
-  ? [["nf4-double", 512, 1024], ["f16", 256, 512]]
+/** A product: one weight [rows[0], k], or q/k/v-like stacked weights, or a gate/up SwiGLU pair. */
+interface Shape {
+  storage: Storage;
+  rows: number[];
+  k: number;
+  combine?: "stack" | "swiglu";
+}
+const one = (storage: Storage, n: number, k: number): Shape => ({ storage, rows: [n], k });
+const SHAPES: Shape[] = Deno.args.includes("--quick")
+  ? [one("nf4-double", 512, 1024), one("f16", 256, 512), {
+    storage: "nf4-double",
+    rows: [64, 64],
+    k: 256,
+    combine: "swiglu",
+  }]
   : [
-    ["nf4-double", 3584, 18944],
-    ["nf4-double", 18944, 3584],
-    ["nf4", 18944, 3584],
-    ["nf4", 3584, 18944],
-    ["nf4-double", 3584, 3584],
-    ["nf4-double", 512, 3584],
-    ["f16", 152064, 3584],
-    ["f16", 50264, 768],
-    ["f16", 2304, 768],
-    ["f16", 3072, 768],
-    ["f16", 768, 3072],
+    one("nf4-double", 3584, 18944),
+    one("nf4-double", 18944, 3584),
+    one("nf4", 18944, 3584),
+    one("nf4", 3584, 18944),
+    one("nf4-double", 3584, 3584),
+    one("nf4-double", 512, 3584),
+    one("f16", 152064, 3584),
+    one("f16", 50264, 768),
+    one("f16", 2304, 768),
+    one("f16", 3072, 768),
+    one("f16", 768, 3072),
+    { storage: "nf4-double", rows: [3584, 512, 512], k: 3584, combine: "stack" },
+    { storage: "nf4-double", rows: [18944, 18944], k: 3584, combine: "swiglu" },
   ];
 
 const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
 
+/** A random weight [n, k] stored as `storage`: a GEMV source, the bytes it holds, its release. */
+async function weight(storage: Storage, n: number, k: number, seed: number) {
+  if (storage === "f32" || storage === "f16") {
+    const w = fillNormal(keep(empty([n, k], storage)), seed, 0.02);
+    const source: GemvSource = { weight: w.range, scales: null, bias: null, rows: n };
+    return { source, bytes: w.bytes, release: () => w.dispose() };
+  }
+  const w = fillNormal(keep(empty([n, k])), seed, 0.02);
+  const q = await quantizeNf4(w, storage === "nf4-double");
+  w.dispose();
+  const source: GemvSource = { weight: q.packed.range, scales: nf4Scales(q), bias: null, rows: n };
+  return { source, bytes: nf4Bytes(q), release: () => disposeNf4(q) };
+}
+
 const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
-for (const [storage, n, k] of only === null ? SHAPES : [SHAPES[only]]) {
+for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[only]]) {
+  const gemvStorage: GemvWeight = storage === "nf4-double" ? "nf4" : storage;
   const x = fillNormal(keep(empty([1, k])), 2, 1);
-  const y = keep(empty([n]));
-  const copies: { run: (layout: GemvLayout) => void; bytes: number; release: () => void }[] = [];
+  const ys = rows.map((n) => keep(empty([n])));
   const copy = async (seed: number) => {
-    if (storage === "f32" || storage === "f16") {
-      const weight = fillNormal(keep(empty([n, k], storage)), seed, 0.02);
-      return {
-        run: (layout: GemvLayout) =>
-          gemvInto(y.range, x.range, weight.range, storage, n, k, null, false, null, layout),
-        bytes: weight.bytes,
-        release: () => weight.dispose(),
-      };
-    }
-    const w = fillNormal(keep(empty([n, k])), seed, 0.02);
-    const q = await quantizeNf4(w, storage === "nf4-double");
-    w.dispose();
-    const scales: Nf4Scales = q.absmax ? { kind: "f32", absmax: q.absmax.range } : {
-      kind: "double",
-      q: q.double!.q.range,
-      code: q.double!.code.range,
-      absmax2: q.double!.absmax2.range,
-      offset: q.double!.offset,
-    };
+    const weights = await Promise.all(rows.map((n, i) => weight(storage, n, k, seed * 8 + i)));
+    const sources = weights.map((w) => w.source);
     return {
-      run: (layout: GemvLayout) =>
-        gemvInto(y.range, x.range, q.packed.range, "nf4", n, k, null, false, scales, layout),
-      bytes: nf4Bytes(q),
-      release: () => disposeNf4(q),
+      run: (layout: GemvLayout) => {
+        const options = { storage: gemvStorage, layout };
+        if (combine === "swiglu") gemvSwigluInto(ys[0].range, x.range, k, sources[0], sources[1], options);
+        else gemvStackInto(x.range, k, sources, ys.map((y) => y.range), options);
+      },
+      bytes: weights.reduce((sum, w) => sum + w.bytes, 0),
+      release: () => weights.forEach((w) => w.release()),
     };
   };
-  copies.push(await copy(1));
+  const copies = [await copy(1)];
   const bytes = copies[0].bytes;
   const count = coldCopies(bytes);
   while (copies.length < count) copies.push(await copy(copies.length + 1));
   let turn = 0;
   const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
-  const release = () => copies.forEach((c) => c.release());
-  const chosen = gemvLayout(n, k, storage === "nf4-double" ? "nf4" : storage);
+  const total = rows.reduce((sum, n) => sum + n, 0);
+  const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage);
+  const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}`;
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {
     const ms = await timeCalls(rt, () => run(layout), 3);
     const mark = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread ? " *" : "";
     results.push(
-      `${storage} ${n}x${k} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
+      `${name} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
         `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
     );
   }
   console.log(results.join("\n"));
-  release();
-  for (const t of [x, y]) t.dispose();
+  copies.forEach((c) => c.release());
+  for (const t of [x, ...ys]) t.dispose();
 }
