@@ -1,7 +1,9 @@
 /**
  * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with 16-byte loads.
- * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. NF4 weights are read with their scales
- * as stored, double-quantised ones included, so decoding never widens an absmax buffer.
+ * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. Weights that read the same x share one
+ * dispatch: stacked (q, k and v, each with its own output; `gemvStackInto`) or as a SwiGLU pair (gate and up,
+ * `gemvSwigluInto`). NF4 weights are read with their scales as stored, double-quantised ones included, so
+ * decoding never widens an absmax buffer.
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
