@@ -135,11 +135,11 @@ export function linearThen(layer: LinearLike, x: Tensor, epilogue: LinearEpilogu
 }
 
 /**
- * The layers applied to one row x (decoding) in one GEMV dispatch, without recording gradients: each layer's
- * output ("stack", with `epilogue` for a single layer), or silu(first) * second ("swiglu"). Null when they cannot
- * be: x is not one f32 row of the layers' common input length, a layer has no GEMV operand (an active adapter),
- * the layers' storages differ or the GEMV does not take their row length, f16 norm parameters, or more
- * buffers than one dispatch binds.
+ * The layers applied to one row x (decoding) by the GEMV, without recording gradients: each layer's output
+ * ("stack", with `epilogue` for a single layer; one dispatch unless the device cannot bind them all), or
+ * silu(first) * second ("swiglu", one dispatch). Null when they cannot be: x is not one f32 row of the layers'
+ * common input length, a layer has no GEMV operand (an active adapter), the layers' storages differ or the GEMV
+ * does not take their row length, f16 norm parameters, or a pair the device cannot bind at once.
  */
 function decodeGemv(
   layers: readonly LinearLike[],
@@ -178,10 +178,10 @@ function decodeGemv(
     bias: o.bias?.range ?? null,
     rows: layers[i].outFeatures,
   }));
-  if (layers.length > 1 && !gemvFits(options, sources, combine)) return null;
   const lead = x.shape.slice(0, -1);
   if (combine === "swiglu") {
-    if (layers[1].outFeatures !== layers[0].outFeatures) return null;
+    // A stack the device cannot bind at once is split by gemvStackInto; a pair cannot be.
+    if (layers[1].outFeatures !== layers[0].outFeatures || !gemvFits(options, sources, combine)) return null;
     const y = empty([...lead, layers[0].outFeatures]);
     gemvSwigluInto(y.range, x.range, k, sources[0], sources[1], options);
     return [y];
