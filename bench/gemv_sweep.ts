@@ -2,8 +2,9 @@
  * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
- * test on the CPU driver); --shape I: only the I-th shape (the last two: q/k/v stacked in one dispatch, and
- * gate/up as a SwiGLU pair). Each run reads
+ * test on the CPU driver); --shape I: only the I-th shape (11 and 13: q/k/v stacked in one dispatch, 12 and 14:
+ * gate/up as a SwiGLU pair; "nf4" has f32 scales, as decoding widens them); --rms: x RMS-normalised in the
+ * product, as decoding does ahead of q/k/v and gate/up. Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -52,8 +53,12 @@ const SHAPES: Shape[] = Deno.args.includes("--quick")
     one("f16", 768, 3072),
     { storage: "nf4-double", rows: [3584, 512, 512], k: 3584, combine: "stack" },
     { storage: "nf4-double", rows: [18944, 18944], k: 3584, combine: "swiglu" },
+    { storage: "nf4", rows: [3584, 512, 512], k: 3584, combine: "stack" },
+    { storage: "nf4", rows: [18944, 18944], k: 3584, combine: "swiglu" },
+    one("nf4", 3584, 3584),
   ];
 
+const rms = Deno.args.includes("--rms");
 const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
 
 /** A random weight [n, k] stored as `storage`: a GEMV source, the bytes it holds, its release. */
@@ -75,13 +80,15 @@ console.log(`adapter: ${rt.gpu.adapter.description}`);
 for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[only]]) {
   const gemvStorage: GemvWeight = storage === "nf4-double" ? "nf4" : storage;
   const x = fillNormal(keep(empty([1, k])), 2, 1);
+  const normWeight = fillNormal(keep(empty([k])), 3, 1);
+  const norm = rms ? { kind: "rms" as const, weight: normWeight.range, eps: 1e-6 } : undefined;
   const ys = rows.map((n) => keep(empty([n])));
   const copy = async (seed: number) => {
     const weights = await Promise.all(rows.map((n, i) => weight(storage, n, k, seed * 8 + i)));
     const sources = weights.map((w) => w.source);
     return {
       run: (layout: GemvLayout) => {
-        const options = { storage: gemvStorage, layout };
+        const options = { storage: gemvStorage, layout, norm };
         if (combine === "swiglu") gemvSwigluInto(ys[0].range, x.range, k, sources[0], sources[1], options);
         else gemvStackInto(x.range, k, sources, ys.map((y) => y.range), options);
       },
@@ -97,17 +104,20 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[onl
   const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
   const total = rows.reduce((sum, n) => sum + n, 0);
   const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage);
-  const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}`;
+  const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}${rms ? " rms" : ""}`;
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {
     const ms = await timeCalls(rt, () => run(layout), 3);
-    const mark = layout.lanes === chosen.lanes && layout.rowsPerThread === chosen.rowsPerThread ? " *" : "";
+    const mark = layout.threads === chosen.threads && layout.lanes === chosen.lanes &&
+        layout.rowsPerThread === chosen.rowsPerThread
+      ? " *"
+      : "";
     results.push(
-      `${name} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
+      `${name} threads ${layout.threads} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
         `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
     );
   }
   console.log(results.join("\n"));
   copies.forEach((c) => c.release());
-  for (const t of [x, ...ys]) t.dispose();
+  for (const t of [x, normWeight, ...ys]) t.dispose();
 }

@@ -21,15 +21,15 @@ export type Nf4Scales =
   | { kind: "double"; q: BufferRange; code: BufferRange; absmax2: BufferRange; offset: number };
 
 /**
- * How a GEMV dispatch is laid out: `lanes` threads share a row's chunks, each thread owns `rowsPerThread` rows
- * (reusing its slice of x for all of them).
+ * How a GEMV dispatch is laid out: workgroups of `threads` threads, `lanes` of them share a row's chunks, each
+ * thread owns `rowsPerThread` rows (reusing its slice of x for all of them).
  */
 export interface GemvLayout {
+  threads: number;
   lanes: number;
   rowsPerThread: number;
 }
 
-const WG = 256;
 const CHUNK: Record<GemvWeight, number> = { f32: 4, f16: 8, nf4: 32 };
 
 /** One NF4 word (8 codes) against the 8 x values it multiplies; codes are in bitsandbytes' nibble order. */
@@ -77,7 +77,7 @@ fn load_scale_${s}(c: u32) -> Scale {
   let code = (W_q${s}[block >> 2u] >> ((block & 3u) * 8u)) & 255u;
   return Scale(${s * 256}u + code, W_absmax2${s}[block / 256u], p.absmax_offset[${s}]);
 }`,
-    prologue: (s) => `  code_table[${s * 256}u + tid] = W_code${s}[tid];`,
+    prologue: (s) => `  if (tid < 256u) { code_table[${s * 256}u + tid] = W_code${s}[tid]; }`,
   },
 };
 
@@ -192,44 +192,59 @@ function largestPowerOfTwoAtMost(v: number): number {
  * The layout for a product, from bench/gemv_sweep.ts on an H200 (bench/results/h200-2026-11-27g-gemv.txt): 16
  * lanes per row, 32 for short matrices (fewer than 4096 rows of 256+ chunks, or fewer than 1024 rows: more
  * threads per row keep the GPU busy; Qwen's k/v 512 x 3584 NF4 8.5 against 9.8 us with 16 lanes,
- * bench/results/h200-2026-11-28n-sweeps.txt) and for long NF4 rows (256+ chunks, where four rows per thread
- * sharing x's slice pay off); more rows per thread as the row count grows. Very short rows get fewer lanes
- * (about four chunks each), down to one.
+ * bench/results/h200-2026-11-28n-sweeps.txt) and for long NF4 rows (256+ chunks: Qwen's down, where x does not
+ * fit workgroup memory and only 112 workgroups of 32 rows keep its staging cheap; 512 threads of 2 rows each put
+ * twice the loads in flight, 31.4 against 37.1 us with 256 threads of 4 rows, bench/results/h200-2026-11-28x-*);
+ * more rows per thread as the row count grows. Very short rows get fewer lanes (about four chunks each), down to
+ * one.
  */
 export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
   const chunks = k / CHUNK[storage];
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
-  if (longNf4) return { lanes, rowsPerThread: 4 };
+  if (longNf4) return { threads: 512, lanes, rowsPerThread: 2 };
   const rowsPerThread = n >= 32768 ? 4 : n >= 8192 ? 2 : 1;
-  return { lanes, rowsPerThread };
+  return { threads: 256, lanes, rowsPerThread };
 }
 
-/** Every layout a tuner may choose among (all compute the same sums, in possibly different orders). */
-export const GEMV_LAYOUTS: readonly GemvLayout[] = [4, 8, 16, 32].flatMap((lanes) =>
-  [1, 2, 4].map((rowsPerThread) => ({ lanes, rowsPerThread }))
-);
+/**
+ * Every layout a tuner may choose among (all compute the same sums, in possibly different orders): workgroups of
+ * 256 threads, and of 512 with 32 or 64 lanes (more loads in flight per workgroup for long rows).
+ */
+export const GEMV_LAYOUTS: readonly GemvLayout[] = [
+  ...[4, 8, 16, 32].flatMap((lanes) =>
+    [1, 2, 4].map((rowsPerThread) => ({ threads: 256, lanes, rowsPerThread }))
+  ),
+  ...[32, 64].flatMap((lanes) => [1, 2, 4].map((rowsPerThread) => ({ threads: 512, lanes, rowsPerThread }))),
+];
 
 /** A normalisation of x fused ahead of the product: RMSNorm (Qwen2) or LayerNorm (GPT-2), f32 parameters. */
 export type GemvNorm =
   | { kind: "rms"; weight: BufferRange; eps: number }
   | { kind: "layer"; weight: BufferRange; bias: BufferRange; eps: number };
 
-/** WGSL of `norm_stats` and `staged_x` for a normalisation (see gemv.wgsl); `binding` is its first binding. */
+/**
+ * WGSL of `norm_stats`, `staged_x`, `norm_finish` and `row_scale` for a normalisation (see gemv.wgsl); `binding`
+ * is its first binding.
+ */
 function normDecl(norm: GemvNorm["kind"] | "none", binding: number): string {
+  const unscaled = `fn norm_finish(tid: u32) {}
+fn row_scale() -> f32 { return 1.0; }`;
   if (norm === "none") {
     return `fn norm_stats(tid: u32) {}
-fn staged_x(i: u32) -> vec4f { return x[i]; }`;
+fn staged_x(i: u32) -> vec4f { return x[i]; }
+${unscaled}`;
   }
   if (norm === "rms") {
+    // RMSNorm's 1 / rms scales every row's sum alike, so it is applied to the sums: x is read once, as it is
+    // staged, and its sum of squares is reduced with the partial sums instead of before the product.
     return `@group(0) @binding(${binding}) var<storage, read> norm_w: array<vec4f>;
-fn norm_stats(tid: u32) {
-  var sq = 0.0;
-  for (var i = tid; i < p.K / 4u; i += WG) { let v = x[i]; sq += dot(v, v); }
-  norm_rstd = inverseSqrt(workgroup_sum(sq, tid) / f32(p.K) + p.norm_eps);
-}
-fn staged_x(i: u32) -> vec4f { return x[i] * norm_rstd * norm_w[i]; }`;
+var<private> norm_sq: f32;
+fn norm_stats(tid: u32) {}
+fn staged_x(i: u32) -> vec4f { let v = x[i]; norm_sq += dot(v, v); return v * norm_w[i]; }
+fn norm_finish(tid: u32) { norm_rstd = inverseSqrt(workgroup_sum(norm_sq, tid) / f32(p.K) + p.norm_eps); }
+fn row_scale() -> f32 { return norm_rstd; }`;
   }
   // Two passes (mean, then squared deviations), as compute/norm.wgsl does, against cancellation.
   return `@group(0) @binding(${binding}) var<storage, read> norm_w: array<vec4f>;
@@ -242,7 +257,8 @@ fn norm_stats(tid: u32) {
   for (var i = tid; i < p.K / 4u; i += WG) { let d = x[i] - vec4f(norm_mean); sq += dot(d, d); }
   norm_rstd = inverseSqrt(workgroup_sum(sq, tid) / f32(p.K) + p.norm_eps);
 }
-fn staged_x(i: u32) -> vec4f { return (x[i] - vec4f(norm_mean)) * norm_rstd * norm_w[i] + norm_b[i]; }`;
+fn staged_x(i: u32) -> vec4f { return (x[i] - vec4f(norm_mean)) * norm_rstd * norm_w[i] + norm_b[i]; }
+${unscaled}`;
 }
 
 /** A GEMV kernel's shape: what varies between dispatches is only in Params and the bound buffers. */
@@ -258,9 +274,10 @@ interface Variant {
 
 /** Workgroup memory the kernel keeps besides x's segment: partial sums, NF4 tables, the reduction tree. */
 function reservedBytes(v: Variant): number {
-  const partials = WG * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
+  const { threads } = v.layout;
+  const partials = threads * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
   const codeTables = v.scales === "double" ? 256 * 4 * v.sources : 0;
-  return partials + codeTables + 2048;
+  return partials + codeTables + threads * 8;
 }
 
 const segments = new Map<string, number>();
@@ -296,7 +313,7 @@ const kernels = new Map<string, KernelSpec>();
 function kernel(v: Variant, segment: number): KernelSpec {
   const { layout, storage, scales, norm, combine, sources } = v;
   const key =
-    `${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}`;
+    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}`;
   let spec = kernels.get(key);
   if (!spec) {
     const swiglu = combine === "swiglu";
@@ -325,6 +342,7 @@ function kernel(v: Variant, segment: number): KernelSpec {
         ACTIVATIONS: ACTIVATION_FNS_WGSL,
         WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL,
         NORM_DECL: normDecl(norm, 3),
+        WG: layout.threads,
         LANES: layout.lanes,
         RPT: layout.rowsPerThread,
         SEG: segment,
@@ -473,7 +491,7 @@ function dispatchGemv(
     if (s.scales?.kind === "double") buffers.push(s.scales.q, s.scales.code, s.scales.absmax2);
   }
   buffers.push(...outputs);
-  const rowsPerGroup = (WG / v.layout.lanes) * v.layout.rowsPerThread;
+  const rowsPerGroup = (v.layout.threads / v.layout.lanes) * v.layout.rowsPerThread;
   const four = (f: (s: GemvSource, i: number) => number) =>
     Array.from({ length: MAX_GEMV_SOURCES }, (_, i) => (i < sources.length ? f(sources[i], i) : 0));
   const firstGroups: number[] = [];

@@ -6,16 +6,16 @@
 // every byte of W is read once with a 16-byte load (a "chunk": 4 f32, 8 f16 or 32 NF4 codes) and everything else
 // comes from workgroup memory.
 //
-// A workgroup owns ROWS consecutive rows: GROUPS thread groups of LANES threads, each group RPT rows. x is staged
-// in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the v-th vec4 of chunk
-// c), so the lanes, which read consecutive chunks, read consecutive vec4s. A thread walks its rows' chunks lane,
-// lane + LANES, ... (consecutive lanes read consecutive chunks of W, so loads coalesce) and reuses each slice of
-// x for its SLOTS rows (RPT rows, of both weights for a SwiGLU pair). Partial sums meet in workgroup memory and
-// one thread per row adds its LANES partials. The wrapper unrolls the slots into named accumulators (ACC_DECL,
-// ROW_UPDATES), since arrays indexed in loops leave registers. W_DECL declares the sources' buffers, VPC (vec4s
-// of x per chunk), the structs `Slice` (x's part of a chunk) and `Chunk` (a chunk of W with its scale),
-// `load_chunk(src, row, c) -> Chunk` for chunk c of a source's row, `chunk_dot(w: Chunk, xs: Slice) -> f32`,
-// and `bias_of`, `y_of` and `store_y` for a source's row.
+// A workgroup of WG threads owns ROWS consecutive rows: GROUPS thread groups of LANES threads, each group RPT
+// rows. x is staged in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the
+// v-th vec4 of chunk c), so the lanes, which read consecutive chunks, read consecutive vec4s. A thread walks its
+// rows' chunks lane, lane + LANES, ... (consecutive lanes read consecutive chunks of W, so loads coalesce) and
+// reuses each slice of x for its SLOTS rows (RPT rows, of both weights for a SwiGLU pair). Partial sums meet in
+// workgroup memory and one thread per row adds its LANES partials. The wrapper unrolls the slots into named
+// accumulators (ACC_DECL, ROW_UPDATES), since arrays indexed in loops leave registers. W_DECL declares the
+// sources' buffers, VPC (vec4s of x per chunk), the structs `Slice` (x's part of a chunk) and `Chunk` (a chunk
+// of W with its scale), `load_chunk(src, row, c) -> Chunk` for chunk c of a source's row,
+// `chunk_dot(w: Chunk, xs: Slice) -> f32`, and `bias_of`, `y_of` and `store_y` for a source's row.
 
 struct Params {
   K: u32,
@@ -53,7 +53,7 @@ fn epilogue(row: u32, v: f32) -> f32 {
   }
 }
 
-const WG: u32 = 256u;
+const WG: u32 = {{WG}}u;
 const LANES: u32 = {{LANES}}u;
 const GROUPS: u32 = WG / LANES;
 const RPT: u32 = {{RPT}}u;
@@ -77,7 +77,8 @@ var<workgroup> partial: array<f32, WG * RPT * PARTS>;
 
 // The optional normalisation of x (NORM_DECL): decoding fuses the RMSNorm / LayerNorm that precedes a
 // projection into its GEMV, so every workgroup normalises x as it stages it. `norm_stats` computes the row's
-// statistics; `staged_x(i)` is the i-th vec4 of x as the product reads it.
+// statistics before the product, `staged_x(i)` is the i-th vec4 of x as the product reads it, `norm_finish`
+// completes statistics gathered while staging, and `row_scale()` multiplies every row's sum.
 var<private> norm_mean: f32;
 var<private> norm_rstd: f32;
 {{NORM_DECL}}
@@ -100,7 +101,7 @@ fn row_sum(part: u32, r: u32) -> f32 {
 
 // The product (+ bias) of row `row` of source `src`, from the partials of local row r.
 fn product(src: u32, part: u32, row: u32, r: u32) -> f32 {
-  var v = row_sum(part, r);
+  var v = row_sum(part, r) * row_scale();
   if (p.has_bias[src] != 0u) { v += bias_of(src, row); }
   return v;
 }
@@ -132,6 +133,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
     }
     workgroupBarrier();
+    // Once all of x is staged, statistics gathered while staging are complete; their reduction overlaps the
+    // first loads of W, already in flight.
+    if (s0 + SEG >= chunks) { norm_finish(tid); }
     for (var i = s0 + lane; i < s0 + seg; i += LANES) {
       let xs = chunk_x(i - s0);
       let more = i + LANES < chunks;

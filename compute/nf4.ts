@@ -81,6 +81,11 @@ export interface Nf4Weight {
   /** Per-64 absmax in f32, or null when double-quantised (then `double` holds it). */
   absmax: Tensor | null;
   double: { q: Tensor; absmax2: Tensor; offset: number; code: Tensor } | null;
+  /**
+   * The double-quantised absmax widened to f32 for decoding, made on first use (nf4DecodeScales) and dropped when
+   * the weight enters a training graph; absent otherwise.
+   */
+  decodeAbsmax?: Tensor | null;
 }
 
 function spec(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
@@ -131,12 +136,15 @@ export async function quantizeNf4(weight: Tensor, doubleQuant = false): Promise<
   return { shape, packed, absmax: null, double: { q, absmax2, offset, code } };
 }
 
-/** The f32 absmax of a weight (widened from 8 bits when double-quantised; the caller disposes it then). */
-export function nf4Absmax(w: Nf4Weight): Tensor {
+/**
+ * The f32 absmax of a weight (widened from 8 bits when double-quantised; the caller disposes it then). `tag` is
+ * the widened copy's memory category.
+ */
+export function nf4Absmax(w: Nf4Weight, tag = "activations"): Tensor {
   if (w.absmax) return w.absmax;
   const { q, absmax2, offset, code } = w.double!;
   const blocks = Math.ceil(w.shape[0] * w.shape[1] / NF4_BLOCK);
-  const out = empty([blocks], "f32", "activations");
+  const out = empty([blocks], "f32", tag);
   rt().dispatch(
     spec("double_dequantize", ["read", "read", "read", "write"]),
     new Params().u32(blocks, 0).f32(offset).u32(0),
@@ -166,6 +174,7 @@ export function dequantizeNf4(w: Nf4Weight): Tensor {
 }
 
 export function disposeNf4(w: Nf4Weight): void {
+  releaseNf4DecodeScales(w);
   w.packed.dispose();
   w.absmax?.dispose();
   if (w.double) {
@@ -178,14 +187,23 @@ export function disposeNf4(w: Nf4Weight): void {
 /** GPU bytes a quantised weight holds. */
 export function nf4Bytes(w: Nf4Weight): number {
   const double = w.double ? w.double.q.bytes + w.double.absmax2.bytes + w.double.code.bytes : 0;
-  return w.packed.bytes + (w.absmax?.bytes ?? 0) + double;
+  return w.packed.bytes + (w.absmax?.bytes ?? 0) + (w.decodeAbsmax?.bytes ?? 0) + double;
 }
+
+/** Which scales a single row (decoding) reads: the widened f32 copy (nf4DecodeScales) or those stored. */
+export type Nf4DecodeScales = "widened" | "stored";
 
 /**
  * y = x @ Wᵀ (+ bias) with W in NF4: x [..., in] -> [..., out]. The gradient flows to x (and bias) only: the
- * base weight is frozen, as in QLoRA.
+ * base weight is frozen, as in QLoRA. A single row is a GEMV reading `decodeScales`; a weight in a training graph
+ * drops its widened copy.
  */
-export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): Tensor {
+export function nf4Linear(
+  x: Tensor,
+  w: Nf4Weight,
+  bias: Tensor | null = null,
+  decodeScales: Nf4DecodeScales = "stored",
+): Tensor {
   const [out, inp] = w.shape;
   if (x.shape.at(-1) !== inp) {
     throw new RangeError(
@@ -196,10 +214,12 @@ export function nf4Linear(x: Tensor, w: Nf4Weight, bias: Tensor | null = null): 
   const x2 = x.reshape([-1, inp]); // x2: [N, in]
   const y = empty([x2.shape[0], out]); // y: [N, out]
   if (x2.shape[0] === 1 && gemvApplies(inp, "nf4")) {
-    gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, nf4Scales(w));
+    const scales = decodeScales === "widened" ? nf4DecodeScales(w) : nf4Scales(w);
+    gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, scales);
   } else withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
   const result = y.reshape([...lead, out]);
   if (needsGrad(x, bias)) {
+    releaseNf4DecodeScales(w);
     record(result, bias ? [x, bias] : [x], [], (g) => {
       const g2 = g.reshape([-1, out]); // g2: [N, out]
       const gx = empty([g2.shape[0], inp]); // gx = g @ W: [N, in]
@@ -217,6 +237,22 @@ export function nf4Scales(w: Nf4Weight): Nf4Scales {
   if (w.absmax) return { kind: "f32", absmax: w.absmax.range };
   const { q, code, absmax2, offset } = w.double!;
   return { kind: "double", q: q.range, code: code.range, absmax2: absmax2.range, offset };
+}
+
+/**
+ * An NF4 weight's scales for decoding, as f32: double-quantised ones are widened once and kept (4 bytes per 64
+ * weights, ~0.3 GB for a 7B model), since the GEMV reads f32 scales faster (bench --suite decode measures both).
+ */
+export function nf4DecodeScales(w: Nf4Weight): Nf4Scales {
+  if (w.absmax) return { kind: "f32", absmax: w.absmax.range };
+  w.decodeAbsmax ??= keep(nf4Absmax(w, "weights"));
+  return { kind: "f32", absmax: w.decodeAbsmax.range };
+}
+
+/** Frees the widened decode scales, if any (training and disposal; decoding widens them again when needed). */
+export function releaseNf4DecodeScales(w: Nf4Weight): void {
+  w.decodeAbsmax?.dispose();
+  w.decodeAbsmax = null;
 }
 
 /** Runs `use` with the weight as a GEMM operand, widening double-quantised absmax only for the call. */

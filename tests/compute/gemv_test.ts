@@ -197,44 +197,47 @@ gpuTest(
 );
 
 gpuTest(
-  "gemv: RMSNorm and LayerNorm of x fused ahead of the product vs f64, for f16 and double-quantised NF4",
+  "gemv: RMSNorm and LayerNorm of x fused ahead of the product vs f64, for f16 and double-quantised NF4, with " +
+    "a bias, x in one staged segment and in several",
   async () => {
-    const [n, k] = [40, 512];
-    const cases = await decodeCases(n, k, 41);
-    const xData = randn(k, 42, 3).map((v) => v + 0.5); // a mean, so LayerNorm's centring matters
-    const wData = randn(k, 43);
-    const bData = randn(k, 44);
-    const x = keep(tensor(Float32Array.from(xData), [1, k]));
-    const bias = keep(tensor(new Float32Array(n), [n]));
-    const w = keep(tensor(Float32Array.from(wData), [k]));
-    const b = keep(tensor(Float32Array.from(bData), [k]));
-    const eps = 1e-6;
-    const mean = xData.reduce((s, v) => s + v, 0) / k;
-    const rms = 1 / Math.sqrt(xData.reduce((s, v) => s + v * v, 0) / k + eps);
-    const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
-    const norms: [GemvNorm, Float64Array][] = [
-      [{ kind: "rms", weight: w.range, eps }, xData.map((v, i) => v * rms * wData[i])],
-      [
-        { kind: "layer", weight: w.range, bias: b.range, eps },
-        xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]),
-      ],
-    ];
-    const zeros = new Float64Array(n);
-    for (const c of cases) {
-      for (const [norm, normed] of norms) {
-        const y = keep(tensor(new Float32Array(n), [n]));
-        run(c, x, bias, y, n, k, undefined, undefined, false, norm);
-        assertClose(
-          `${c.storage} ${norm.kind}`,
-          await y.toArray(),
-          gemvRef(c.exact, normed, zeros, zeros),
-          1e-5,
-        );
-        y.dispose();
+    for (const [n, k] of [[40, 512], [21, 16384]]) {
+      const cases = await decodeCases(n, k, 41);
+      const xData = randn(k, 42, 3).map((v) => v + 0.5); // a mean, so LayerNorm's centring matters
+      const wData = randn(k, 43);
+      const bData = randn(k, 44);
+      const biasData = randn(n, 45);
+      const x = keep(tensor(Float32Array.from(xData), [1, k]));
+      const bias = keep(tensor(Float32Array.from(biasData), [n]));
+      const w = keep(tensor(Float32Array.from(wData), [k]));
+      const b = keep(tensor(Float32Array.from(bData), [k]));
+      const eps = 1e-6;
+      const mean = xData.reduce((s, v) => s + v, 0) / k;
+      const rms = 1 / Math.sqrt(xData.reduce((s, v) => s + v * v, 0) / k + eps);
+      const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
+      const norms: [GemvNorm, Float64Array][] = [
+        [{ kind: "rms", weight: w.range, eps }, xData.map((v, i) => v * rms * wData[i])],
+        [
+          { kind: "layer", weight: w.range, bias: b.range, eps },
+          xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]),
+        ],
+      ];
+      const zeros = new Float64Array(n);
+      for (const c of cases) {
+        for (const [norm, normed] of norms) {
+          const y = keep(tensor(new Float32Array(n), [n]));
+          run(c, x, bias, y, n, k, undefined, undefined, false, norm);
+          assertClose(
+            `${c.storage} ${n}x${k} ${norm.kind}`,
+            await y.toArray(),
+            gemvRef(c.exact, normed, biasData, zeros),
+            1e-5,
+          );
+          y.dispose();
+        }
+        dispose(c);
       }
-      dispose(c);
+      for (const t of [x, bias, w, b]) t.dispose();
     }
-    for (const t of [x, bias, w, b]) t.dispose();
   },
 );
 

@@ -5,6 +5,7 @@ import {
   dynamicMap,
   NF4_LEVELS,
   nf4Absmax,
+  nf4Bytes,
   nf4Linear,
   quantizeNf4,
 } from "../../compute/nf4.ts";
@@ -162,6 +163,38 @@ async function linearCase(n: number, inp: number, out: number): Promise<void> {
   }
   w.dispose();
 }
+
+gpuTest(
+  "nf4: decoding with widened scales: the same product as the stored 8-bit scales, one f32 copy kept, dropped " +
+    "when the weight enters a training graph",
+  async () => {
+    const [out, inp] = [37, 512];
+    const w = keep(tensor(Float32Array.from(randn(out * inp, 21)), [out, inp]));
+    const q = await quantizeNf4(w, true);
+    const stored = nf4Bytes(q);
+    const x = keep(tensor(Float32Array.from(randn(inp, 22)), [1, inp]));
+    const viaStored = keep(tidy(() => nf4Linear(x, q, null, "stored")));
+    if (q.decodeAbsmax) throw new Error("reading the stored scales widened them");
+    const viaWidened = keep(tidy(() => nf4Linear(x, q, null, "widened")));
+    const copy = q.decodeAbsmax;
+    if (!copy || nf4Bytes(q) !== stored + Math.ceil(out * inp / 64) * 4) {
+      throw new Error(`expected one f32 scale per 64 weights kept, holds ${nf4Bytes(q) - stored} bytes more`);
+    }
+    tidy(() => nf4Linear(x, q, null, "widened")).dispose();
+    if (q.decodeAbsmax !== copy) throw new Error("the widened scales were made again");
+    // Widening computes the f32 absmax the stored path computes per chunk (equal up to how a compiler fuses
+    // code * absmax2 + offset).
+    assertClose("widened vs stored", await viaWidened.toArray(), Array.from(await viaStored.read()), 1e-6);
+    const xTrain = keep(tensor(Float32Array.from(randn(2 * inp, 23)), [2, inp]));
+    xTrain.requiresGrad = true;
+    const y = keep(tidy(() => nf4Linear(xTrain, q, null, "widened")));
+    if (q.decodeAbsmax || nf4Bytes(q) !== stored) {
+      throw new Error("a training forward kept the widened scales");
+    }
+    for (const t of [w, x, viaStored, viaWidened, xTrain, y]) t.dispose();
+    disposeNf4(q);
+  },
+);
 
 gpuTest("nf4: a shape mismatch is refused before any dispatch", async () => {
   const w = keep(tensor(Float32Array.from(randn(64, 1)), [8, 8]));
