@@ -238,7 +238,7 @@ ${unscaled}`;
   }
   if (norm === "rms") {
     // RMSNorm's 1 / rms scales every row's sum alike, so it is applied to the sums: x is read once, as it is
-    // staged, and its sum of squares is reduced with the partial sums instead of before the product.
+    // staged, and its sum of squares is reduced once x is staged instead of in a pass over x before it.
     return `@group(0) @binding(${binding}) var<storage, read> norm_w: array<vec4f>;
 var<private> norm_sq: f32;
 fn norm_stats(tid: u32) {}

@@ -255,9 +255,12 @@ export function releaseNf4DecodeScales(w: Nf4Weight): void {
   w.decodeAbsmax = null;
 }
 
-/** Runs `use` with the weight as a GEMM operand, widening double-quantised absmax only for the call. */
+/**
+ * Runs `use` with the weight as a GEMM operand: double-quantised absmax is widened only for the call, unless
+ * decoding has kept a widened copy (a prefill after a generation).
+ */
 function withMatrix(w: Nf4Weight, use: (m: PackedNf4Matrix) => void): void {
-  const absmax = nf4Absmax(w);
+  const absmax = w.decodeAbsmax ?? nf4Absmax(w);
   use({ kind: "nf4", shape: w.shape, packed: w.packed, absmax });
-  if (absmax !== w.absmax) absmax.dispose();
+  if (absmax !== w.absmax && absmax !== w.decodeAbsmax) absmax.dispose();
 }

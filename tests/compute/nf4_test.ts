@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { backward } from "../../compute/autograd.ts";
 import {
   dequantizeNf4,
@@ -8,7 +9,9 @@ import {
   nf4Bytes,
   nf4Linear,
   quantizeNf4,
+  releaseNf4DecodeScales,
 } from "../../compute/nf4.ts";
+import { rt } from "../../compute/runtime.ts";
 import { keep, tensor, tidy } from "../../compute/tensor.ts";
 import { assertClose, gpuTest, randn } from "./harness.ts";
 
@@ -182,6 +185,21 @@ gpuTest(
     }
     tidy(() => nf4Linear(x, q, null, "widened")).dispose();
     if (q.decodeAbsmax !== copy) throw new Error("the widened scales were made again");
+    // A prefill (several rows, no gradient) reads the kept copy instead of widening the scales for the call.
+    const rows = keep(tensor(Float32Array.from(randn(3 * inp, 24)), [3, inp]));
+    const prefillDispatches = () => {
+      const before = rt().dispatchCount;
+      tidy(() => nf4Linear(rows, q, null, "widened")).dispose();
+      return rt().dispatchCount - before;
+    };
+    const withCopy = prefillDispatches();
+    releaseNf4DecodeScales(q);
+    const widening = prefillDispatches();
+    assert.ok(
+      withCopy < widening,
+      `a prefill with the kept copy took ${withCopy} dispatches, ${widening} without`,
+    );
+    tidy(() => nf4Linear(x, q, null, "widened")).dispose(); // decoding widens them again
     // Widening computes the f32 absmax the stored path computes per chunk (equal up to how a compiler fuses
     // code * absmax2 + offset).
     assertClose("widened vs stored", await viaWidened.toArray(), Array.from(await viaStored.read()), 1e-6);
@@ -191,7 +209,7 @@ gpuTest(
     if (q.decodeAbsmax || nf4Bytes(q) !== stored) {
       throw new Error("a training forward kept the widened scales");
     }
-    for (const t of [w, x, viaStored, viaWidened, xTrain, y]) t.dispose();
+    for (const t of [w, x, viaStored, viaWidened, xTrain, y, rows]) t.dispose();
     disposeNf4(q);
   },
 );
