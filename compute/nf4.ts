@@ -214,7 +214,7 @@ export function nf4Linear(
   const x2 = x.reshape([-1, inp]); // x2: [N, in]
   const y = empty([x2.shape[0], out]); // y: [N, out]
   if (x2.shape[0] === 1 && gemvApplies(inp, "nf4")) {
-    const scales = decodeScales === "widened" ? nf4DecodeScales(w) : nf4Scales(w);
+    const scales = nf4GemvScales(w, decodeScales);
     gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, scales);
   } else withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
   const result = y.reshape([...lead, out]);
@@ -247,6 +247,11 @@ export function nf4DecodeScales(w: Nf4Weight): Nf4Scales {
   if (w.absmax) return { kind: "f32", absmax: w.absmax.range };
   w.decodeAbsmax ??= keep(nf4Absmax(w, "weights"));
   return { kind: "f32", absmax: w.decodeAbsmax.range };
+}
+
+/** The scales a GEMV (one row, decoding) reads: the widened f32 copy or those stored. */
+export function nf4GemvScales(w: Nf4Weight, which: Nf4DecodeScales): Nf4Scales {
+  return which === "widened" ? nf4DecodeScales(w) : nf4Scales(w);
 }
 
 /** Frees the widened decode scales, if any (training and disposal; decoding widens them again when needed). */

@@ -5,9 +5,8 @@
 import {
   disposeNf4,
   type Nf4DecodeScales,
-  nf4DecodeScales,
+  nf4GemvScales,
   nf4Linear,
-  nf4Scales,
   type Nf4Weight,
   quantizeNf4,
 } from "../../compute/nf4.ts";
@@ -49,7 +48,7 @@ export class Nf4Linear implements LinearLike {
     return {
       storage: "nf4",
       weight: this.weight.packed.range,
-      scales: this.decodeScales === "widened" ? nf4DecodeScales(this.weight) : nf4Scales(this.weight),
+      scales: nf4GemvScales(this.weight, this.decodeScales),
       bias: this.bias,
     };
   }
