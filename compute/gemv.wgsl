@@ -127,10 +127,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var s0 = 0u; s0 < chunks; s0 += SEG) {
     let seg = min(SEG, chunks - s0);
     workgroupBarrier();
+    // Consecutive threads read consecutive vec4s of x (coalesced) and scatter them into the transposed layout.
     for (var e = tid; e < seg * VPC; e += WG) {
-      let c = e % seg;
-      let v = e / seg;
-      x_seg[v * SEG + c] = staged_x((s0 + c) * VPC + v);
+      x_seg[(e % VPC) * SEG + e / VPC] = staged_x(s0 * VPC + e);
     }
     workgroupBarrier();
     // Once all of x is staged, statistics gathered while staging are complete; their reduction overlaps the
