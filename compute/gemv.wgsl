@@ -132,8 +132,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       x_seg[(e % VPC) * SEG + e / VPC] = staged_x(s0 * VPC + e);
     }
     workgroupBarrier();
-    // Once all of x is staged, statistics gathered while staging are complete; their reduction overlaps the
-    // first loads of W, already in flight.
+    // Once all of x is staged, statistics gathered while staging are complete.
     if (s0 + SEG >= chunks) { norm_finish(tid); }
     for (var i = s0 + lane; i < s0 + seg; i += LANES) {
       let xs = chunk_x(i - s0);

@@ -26,6 +26,18 @@ function gemvRef(w: ArrayLike<number>, x: Float64Array, bias: Float64Array, y0: 
   });
 }
 
+/** LayerNorm of one row in f64: (x - mean) / sqrt(var + eps) * w + b. */
+function layerNormRef(
+  x: Float64Array,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  eps: number,
+): Float64Array {
+  const mean = x.reduce((s, v) => s + v, 0) / x.length;
+  const std = 1 / Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length + eps);
+  return x.map((v, i) => (v - mean) * std * w[i] + b[i]);
+}
+
 interface Case {
   storage: GemvWeight | "nf4-double";
   weight: Tensor | Nf4Weight;
@@ -211,15 +223,10 @@ gpuTest(
       const w = keep(tensor(Float32Array.from(wData), [k]));
       const b = keep(tensor(Float32Array.from(bData), [k]));
       const eps = 1e-6;
-      const mean = xData.reduce((s, v) => s + v, 0) / k;
       const rms = 1 / Math.sqrt(xData.reduce((s, v) => s + v * v, 0) / k + eps);
-      const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
       const norms: [GemvNorm, Float64Array][] = [
         [{ kind: "rms", weight: w.range, eps }, xData.map((v, i) => v * rms * wData[i])],
-        [
-          { kind: "layer", weight: w.range, bias: b.range, eps },
-          xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]),
-        ],
+        [{ kind: "layer", weight: w.range, bias: b.range, eps }, layerNormRef(xData, wData, bData, eps)],
       ];
       const zeros = new Float64Array(n);
       for (const c of cases) {
@@ -307,9 +314,7 @@ gpuTest(
     const b = keep(tensor(Float32Array.from(bData), [k]));
     const bias = keep(tensor(Float32Array.from(biasData), [n]));
     const eps = 1e-5;
-    const mean = xData.reduce((s, v) => s + v, 0) / k;
-    const std = 1 / Math.sqrt(xData.reduce((s, v) => s + (v - mean) ** 2, 0) / k + eps);
-    const normed = xData.map((v, i) => (v - mean) * std * wData[i] + bData[i]);
+    const normed = layerNormRef(xData, wData, bData, eps);
     const zeros = new Float64Array(n);
     const silu = (v: number) => v / (1 + Math.exp(-v));
     for (const [i, gate] of gates.entries()) {
