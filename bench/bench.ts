@@ -644,7 +644,10 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
   const submit: number[] = [];
   const gpu: number[] = [];
   let dispatches = 0;
-  for (let p = 64; p < 74; p += 2) {
+  // Each round: one step timed on the host, then GPU time per step over STEPS back to back (a step timed alone,
+  // after an idle GPU, runs slower than decoding's steady stream).
+  const STEPS = 4;
+  for (let p = 64; p < 64 + 3 * (STEPS + 1); p += STEPS + 1) {
     const d0 = rt.dispatchCount;
     const t0 = performance.now();
     let t1 = t0;
@@ -656,74 +659,106 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
     encode.push(t1 - t0);
     dispatches = rt.dispatchCount - d0;
     await rt.sync();
-    gpu.push((await rt.gpuTime(() => step(p + 1))) ?? NaN);
+    const ms = await rt.gpuTime(() => {
+      for (let k = 1; k <= STEPS; k++) step(p + k);
+    });
+    gpu.push((ms ?? NaN) / STEPS);
   }
-  await profileKernels(rt, `decoded token (${model.numLayers} layers)`, () => step(74));
+  await profileKernels(rt, `decoded token (${model.numLayers} layers)`, () => step(64 + 3 * (STEPS + 1)));
   const median = (v: number[]) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
   for (const t of [positions, ids, chosen]) t.dispose();
   for (const cache of caches) cache.dispose();
   return { encodeMs: median(encode), submitMs: median(submit), gpuMs: median(gpu), dispatches };
 }
 
+/** Rounds of decode-rate measurement per model variant, interleaved so that drifts (host JIT, GPU clocks) hit all alike. */
+const DECODE_ROUNDS = 3;
+
 async function decode(rt: Runtime): Promise<void> {
   const prompt = Array.from({ length: 16 }, (_, i) => 100 + i);
   const tokens = quick ? 8 : 128;
-  const measure = async (name: string, model: CausalLM) => {
-    await generate(model, prompt, { maxNewTokens: 4 });
+  /** Tokens per second from the first to the last new token (the prefill is excluded). */
+  const rate = async (model: CausalLM) => {
     const times: number[] = [];
     await generate(model, prompt, { maxNewTokens: tokens }, () => {
       times.push(performance.now());
     });
-    // Decode rate from the first to the last token (the prefill is excluded).
-    const perToken = (times.at(-1)! - times[0]) / (times.length - 1);
-    record({
-      suite: "decode",
-      name,
-      value: 1000 / perToken,
-      unit: "tok/s",
-      note: `${perToken.toFixed(1)} ms/token`,
-    });
-    const step = await profileDecodeStep(rt, model);
-    record({
-      suite: "decode",
-      name: `  one token: GPU time (${step.dispatches} dispatches)`,
-      value: step.gpuMs,
-      unit: "ms",
-    });
-    record({
-      suite: "decode",
-      name: "  one token: host encode / submit",
-      value: step.encodeMs,
-      unit: "ms",
-      note: `submit ${step.submitMs.toFixed(2)} ms`,
-    });
+    return 1000 * (times.length - 1) / (times.at(-1)! - times[0]);
   };
-  // The QLoRA model as the lab loads it (double quantisation; decoding widens the scales to f32 once), then
-  // reading the 8-bit scales as stored (~0.3 GB less GPU memory).
-  for (const decodeScales of ["widened", "stored"] as const) {
+  const qwenModel = (decodeScales: "widened" | "stored") => {
     const config = qwenConfig();
-    const model = await Qwen2Model.load(new RandomWeights(config), config, {
+    return Qwen2Model.load(new RandomWeights(config), config, {
       quantize: "nf4",
       doubleQuant: true,
       decodeScales,
       dtype: "f16",
     });
-    const suffix = decodeScales === "stored" ? " (8-bit scales as stored)" : "";
-    await measure(`decode ${qwenName} NF4 batch 1${suffix}`, model);
-    model.dispose();
-    rt.trim();
-  }
-  {
-    const config = gpt2Config();
-    const model = await Gpt2Model.load(new RandomWeights(config), config, { dtype: "f16" });
-    await measure(`decode ${gpt2Name} f16 batch 1`, model);
-    model.dispose();
+  };
+  const gpt2 = gpt2Config();
+  // The QLoRA model as the lab loads it (double quantisation; decoding widens the scales to f32 once), reading
+  // the 8-bit scales as stored (~0.3 GB less GPU memory), with the kernels' subgroup-free variants (what a device
+  // without subgroups runs), and rugpt3small.
+  const widened = await qwenModel("widened");
+  const stored = await qwenModel("stored");
+  const small = await Gpt2Model.load(new RandomWeights(gpt2), gpt2, { dtype: "f16" });
+  const variants = [
+    { name: `decode ${qwenName} NF4 batch 1`, model: widened, subgroups: true },
+    { name: `decode ${qwenName} NF4 batch 1 (8-bit scales as stored)`, model: stored, subgroups: true },
+    ...(rt.subgroups === null
+      ? []
+      : [{ name: `decode ${qwenName} NF4 batch 1 (no subgroups)`, model: widened, subgroups: false }]),
+    { name: `decode ${gpt2Name} f16 batch 1`, model: small, subgroups: true },
+  ];
+  const rates = variants.map(() => [] as number[]);
+  try {
+    for (let round = -1; round < DECODE_ROUNDS; round++) {
+      for (const [i, { model, subgroups }] of variants.entries()) {
+        rt.useSubgroups(subgroups);
+        // Round -1 warms up (pipelines, bind groups, the host's JIT) and is not counted.
+        const r = await rate(model);
+        if (round >= 0) rates[i].push(r);
+      }
+    }
+    for (const [i, { name, model, subgroups }] of variants.entries()) {
+      const median = rates[i].sort((a, b) => a - b)[Math.floor(rates[i].length / 2)];
+      record({
+        suite: "decode",
+        name,
+        value: median,
+        unit: "tok/s",
+        note: `${(1000 / median).toFixed(2)} ms/token; median of ${DECODE_ROUNDS} (${
+          rates[i].map((r) => r.toFixed(0)).join(", ")
+        })`,
+      });
+      rt.useSubgroups(subgroups);
+      const step = await profileDecodeStep(rt, model);
+      record({
+        suite: "decode",
+        name: `  one token: GPU time (${step.dispatches} dispatches)`,
+        value: step.gpuMs,
+        unit: "ms",
+      });
+      record({
+        suite: "decode",
+        name: "  one token: host encode / submit",
+        value: step.encodeMs,
+        unit: "ms",
+        note: `submit ${step.submitMs.toFixed(2)} ms`,
+      });
+    }
+  } finally {
+    rt.useSubgroups(true);
+    for (const model of [widened, stored, small]) model.dispose();
     rt.trim();
   }
 }
 
 const rt = await initRuntime();
-console.error(`adapter: ${rt.gpu.adapter.description}${rt.gpu.adapter.isFallback ? " (CPU fallback)" : ""}`);
+console.error(
+  `adapter: ${rt.gpu.adapter.description}${rt.gpu.adapter.isFallback ? " (CPU fallback)" : ""}; subgroups: ${
+    rt.subgroups ?? "none"
+  }`,
+);
 console.error(
   `micro timings: ${
     rt.gpu.device.features.has("timestamp-query") ? "GPU timestamps" : "wall clock (no timestamp queries)"

@@ -129,24 +129,139 @@ function kernelSpec(
 interface Decode {
   GROUP: number;
   SPAN: number;
+  KEY_THREADS: number;
   SCORE_DECL: string;
   SCORE_UPDATE: string;
   SCORE_STORE: string;
+  SOFTMAX_STATS: string;
   ACC_DECL: string;
   ACC_UPDATE: string;
   HEAD_OUTPUTS: string;
 }
 
-/** attn_decode's per-head code for `group` heads, unrolled into named variables. */
-function decodeDefines(group: number, span: number): Decode {
+/** Threads of a decode workgroup that share one key's dot products (reading its row together). */
+const DECODE_KEY_THREADS = 8;
+
+/** The decode kernel's softmax statistics without subgroups: a shared-memory tree per head (sh_ds). */
+const SOFTMAX_STATS_BY_TREE =
+  `  // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
+  let lane = tid % 32u;
+  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
+    let g = g0 + tid / 32u;
+    var m = MASKED;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
+    }
+    sh_ds[tid] = m;
+    workgroupBarrier();
+    for (var w = 16u; w > 0u; w >>= 1u) {
+      if (lane < w) { sh_ds[tid] = max(sh_ds[tid], sh_ds[tid + w]); }
+      workgroupBarrier();
+    }
+    m = sh_ds[tid - lane];
+    var l = 0.0;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) {
+        let s = sh_p[g * SPAN + c];
+        var e = 0.0;
+        if (s != MASKED) { e = exp(s - m); }
+        sh_p[g * SPAN + c] = e;
+        l += e;
+      }
+    }
+    workgroupBarrier();
+    sh_ds[tid] = l;
+    workgroupBarrier();
+    for (var w = 16u; w > 0u; w >>= 1u) {
+      if (lane < w) { sh_ds[tid] += sh_ds[tid + w]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && g < GROUP) {
+      sh_row[2u * g] = m;
+      sh_row[2u * g + 1u] = sh_ds[tid];
+    }
+    workgroupBarrier();
+  }
+`;
+
+/**
+ * With subgroups of 32 or more: each head's 32 threads lie in one subgroup and reduce by butterflies, with one
+ * barrier in all.
+ */
+const SOFTMAX_STATS_BY_SUBGROUP =
+  `  // Softmax statistics: 32 threads per head (within one subgroup), heads 8 at a time; sh_row (max, sum) per head.
+  let lane = tid % 32u;
+  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
+    let g = g0 + tid / 32u;
+    var m = MASKED;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
+    }
+    for (var w = 16u; w > 0u; w >>= 1u) { m = max(m, subgroupShuffleXor(m, w)); }
+    var l = 0.0;
+    if (g < GROUP) {
+      for (var c = lane; c < keys; c += 32u) {
+        let s = sh_p[g * SPAN + c];
+        var e = 0.0;
+        if (s != MASKED) { e = exp(s - m); }
+        sh_p[g * SPAN + c] = e;
+        l += e;
+      }
+    }
+    for (var w = 16u; w > 0u; w >>= 1u) { l += subgroupShuffleXor(l, w); }
+    if (lane == 0u && g < GROUP) {
+      sh_row[2u * g] = m;
+      sh_row[2u * g + 1u] = l;
+    }
+  }
+  workgroupBarrier();
+`;
+
+/**
+ * attn_decode's per-head code for `group` heads, unrolled into named variables, for subgroups of `subgroups`
+ * invocations (null: none). A key's KEY_THREADS partial scores meet by butterfly where a subgroup holds them,
+ * else in sh_ds, summed by one thread per (key, head).
+ */
+function decodeDefines(group: number, span: number, subgroups: number | null): Decode {
   const heads = Array.from({ length: group }, (_, g) => g);
   const lines = (f: (g: number) => string) => heads.map(f).join("\n");
+  const scoresBySubgroup = subgroups !== null && subgroups >= DECODE_KEY_THREADS;
+  const scoreStore = scoresBySubgroup
+    ? [
+      ...heads.map((g) =>
+        `    for (var w = KEY_THREADS / 2u; w > 0u; w >>= 1u) { score${g} += subgroupShuffleXor(score${g}, w); }`
+      ),
+      "    let key = tid / KEY_THREADS;",
+      "    if (key_lane == 0u && c0 + key < keys) {",
+      "      let visible = key_visible(b, 0u, k_begin + c0 + key);",
+      ...heads.map((g) =>
+        `      sh_p[${g}u * SPAN + c0 + key] = select(MASKED, score${g} * p.scale, visible);`
+      ),
+      "    }",
+    ].join("\n")
+    : [
+      ...heads.map((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
+      "    workgroupBarrier();",
+      "    if (tid < KEYS_PER_PASS * GROUP) {",
+      "      let key = tid / GROUP;",
+      "      let g = tid % GROUP;",
+      "      if (c0 + key < keys) {",
+      "        var score = 0.0;",
+      "        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * GROUP + g]; }",
+      "        let s = k_begin + c0 + key;",
+      "        sh_p[g * SPAN + c0 + key] = select(MASKED, score * p.scale, key_visible(b, 0u, s));",
+      "      }",
+      "    }",
+      "    workgroupBarrier();",
+    ].join("\n");
   return {
     GROUP: group,
     SPAN: span,
+    KEY_THREADS: DECODE_KEY_THREADS,
     SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
     SCORE_UPDATE: lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + j], k4);`),
-    SCORE_STORE: lines((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
+    SCORE_STORE: scoreStore,
+    SOFTMAX_STATS: subgroups !== null && subgroups >= 32 ? SOFTMAX_STATS_BY_SUBGROUP : SOFTMAX_STATS_BY_TREE,
     ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
     ACC_UPDATE: lines((g) =>
       `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c0]), v0, acc${g});\n` +
@@ -161,7 +276,7 @@ function decodeDefines(group: number, span: number): Decode {
   };
 }
 
-const NO_DECODE = decodeDefines(1, 1);
+const NO_DECODE = decodeDefines(1, 1, null);
 
 /** A tiled kernel's spec and its tiles; `rows` (owned rows per workgroup) is 256 / LANES. */
 function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number) {
@@ -266,7 +381,8 @@ const decodeSpecs = new Map<string, { spec: KernelSpec; span: number } | null>()
 function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } | null {
   const group = g.Hq / g.Hkv;
   const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
-  const key = `${g.D}|${group}|${span}`;
+  const subgroups = rt().subgroups;
+  const key = `${g.D}|${group}|${span}|${subgroups}`;
   let kernel = decodeSpecs.get(key);
   if (kernel === undefined) {
     const sizes = {
@@ -282,7 +398,10 @@ function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } | null {
     const bindings: KernelSpec["bindings"] = ["read", "read", "read", "read", "write", "write"];
     const tiles = { LANES: 4, TILE: 8 };
     kernel = fits
-      ? { spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span)), span }
+      ? {
+        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, subgroups)),
+        span,
+      }
       : null;
     decodeSpecs.set(key, kernel);
   }

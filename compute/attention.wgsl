@@ -498,7 +498,7 @@ const DQ: u32 = (D + 3u) / 4u;
 // Key slices of the P·V step: WG threads as PARTS slices of DQ column threads.
 const PARTS: u32 = WG / DQ;
 // Threads sharing one key's dot products, and the keys a pass of the workgroup scores.
-const KEY_THREADS: u32 = 8u;
+const KEY_THREADS: u32 = {{KEY_THREADS}}u;
 const KEYS_PER_PASS: u32 = WG / KEY_THREADS;
 
 @compute @workgroup_size(WG)
@@ -516,7 +516,7 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
   workgroupBarrier();
   // Scores: KEY_THREADS threads per key, each taking every KEY_THREADS-th column (the threads of a key read
   // consecutive vec4s, a pass's loads all in flight together), KEYS_PER_PASS keys a pass; the threads'
-  // partial dot products meet in sh_ds [WG, GROUP].
+  // partial dot products meet across their subgroup or, without subgroups, in sh_ds [WG, GROUP].
   let key_lane = tid % KEY_THREADS;
   for (var c0 = 0u; c0 < keys; c0 += KEYS_PER_PASS) {
     let c = min(c0 + tid / KEY_THREADS, keys - 1u);
@@ -527,57 +527,9 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
 {{SCORE_UPDATE}}
     }
 {{SCORE_STORE}}
-    workgroupBarrier();
-    if (tid < KEYS_PER_PASS * GROUP) {
-      let key = tid / GROUP;
-      let g = tid % GROUP;
-      if (c0 + key < keys) {
-        var score = 0.0;
-        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * GROUP + g]; }
-        let s = k_begin + c0 + key;
-        sh_p[g * SPAN + c0 + key] = select(MASKED, score * p.scale, key_visible(b, 0u, s));
-      }
-    }
-    workgroupBarrier();
   }
-  // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
-  let lane = tid % 32u;
-  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
-    let g = g0 + tid / 32u;
-    var m = MASKED;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
-    }
-    sh_ds[tid] = m;
-    workgroupBarrier();
-    for (var w = 16u; w > 0u; w >>= 1u) {
-      if (lane < w) { sh_ds[tid] = max(sh_ds[tid], sh_ds[tid + w]); }
-      workgroupBarrier();
-    }
-    m = sh_ds[tid - lane];
-    var l = 0.0;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) {
-        let s = sh_p[g * SPAN + c];
-        var e = 0.0;
-        if (s != MASKED) { e = exp(s - m); }
-        sh_p[g * SPAN + c] = e;
-        l += e;
-      }
-    }
-    workgroupBarrier();
-    sh_ds[tid] = l;
-    workgroupBarrier();
-    for (var w = 16u; w > 0u; w >>= 1u) {
-      if (lane < w) { sh_ds[tid] += sh_ds[tid + w]; }
-      workgroupBarrier();
-    }
-    if (lane == 0u && g < GROUP) {
-      sh_row[2u * g] = m;
-      sh_row[2u * g + 1u] = sh_ds[tid];
-    }
-    workgroupBarrier();
-  }
+  workgroupBarrier();
+{{SOFTMAX_STATS}}
   // P·V: thread (part, column j) sums keys part, part + PARTS, ... for every head.
   let part = tid / DQ;
   let j = tid % DQ;

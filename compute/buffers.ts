@@ -49,6 +49,8 @@ export class BufferPool {
   private pooled = 0;
   private peakAllocated = 0;
   private tags = new Map<string, number>();
+  /** Buffers released during a hold (see holdReleases), in release order. */
+  private held: PooledBuffer[] | null = null;
 
   constructor(private gpu: Gpu) {}
 
@@ -76,6 +78,10 @@ export class BufferPool {
   }
 
   release(entry: PooledBuffer): void {
+    if (this.held) {
+      this.held.push(entry);
+      return;
+    }
     const size = entry.buffer.size;
     this.live -= size;
     const tagged = (this.tags.get(entry.tag) ?? 0) - size;
@@ -85,6 +91,21 @@ export class BufferPool {
     if (!list) this.free.set(size, list = []);
     list.push(entry.buffer);
     this.pooled += size;
+  }
+
+  /**
+   * Keeps buffers released from now on in use (live) until the returned function releases them: GPU work
+   * encoded now but submitted later may still use them, and work submitted ahead of it must not be given them.
+   * One hold at a time.
+   */
+  holdReleases(): () => void {
+    if (this.held) throw new Error("holdReleases: released buffers are already held");
+    const held: PooledBuffer[] = [];
+    this.held = held;
+    return () => {
+      if (this.held === held) this.held = null;
+      for (const entry of held.splice(0)) this.release(entry);
+    };
   }
 
   /** Moves a live buffer's bytes from one tag to another (e.g. activations kept as a KV cache). */

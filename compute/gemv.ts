@@ -7,7 +7,6 @@
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
-import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 
 const FILE = new URL("./gemv.wgsl", import.meta.url);
@@ -270,14 +269,24 @@ interface Variant {
   /** Stacked sources, each with its own rows and output, or a SwiGLU pair (gate, up) with one output. */
   combine: "stack" | "swiglu";
   sources: number;
+  /** The subgroup width the kernel is written for (rt().subgroups), null without subgroups. */
+  subgroups: number | null;
+}
+
+/** Whether a row's lanes sit in one subgroup, so their partial sums meet in registers. */
+function rowsBySubgroup(v: Variant): boolean {
+  return v.subgroups !== null && v.layout.lanes <= v.subgroups;
 }
 
 /** Workgroup memory the kernel keeps besides x's segment: partial sums, NF4 tables, the reduction tree. */
 function reservedBytes(v: Variant): number {
   const { threads } = v.layout;
-  const partials = threads * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
+  const partials = rowsBySubgroup(v)
+    ? 0
+    : threads * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
   const codeTables = v.scales === "double" ? 256 * 4 * v.sources : 0;
-  return partials + codeTables + threads * 8;
+  const reduceSlots = v.subgroups === null ? threads : Math.ceil(threads / v.subgroups);
+  return partials + codeTables + reduceSlots * 8;
 }
 
 const segments = new Map<string, number>();
@@ -307,13 +316,81 @@ function bindingCount(v: Variant): number {
   return 2 + norm + v.sources * sourceBindings(v.storage, v.scales) + outputs;
 }
 
+/** One row a thread accumulates: slot j is local row `row` of weight part `part` (gate, up) of source `src`. */
+interface Slot {
+  j: number;
+  row: number;
+  src: string;
+  part: number;
+}
+
+/** Row sums across the lanes of a subgroup: a butterfly, every lane ends with the sum. */
+const LANES_SUM_WGSL = `fn lanes_sum(v: f32) -> f32 {
+  var s = v;
+  for (var m = LANES / 2u; m > 0u; m >>= 1u) { s += subgroupShuffleXor(s, m); }
+  return s;
+}`;
+
+/** Row sums in workgroup memory: the lanes' partials, then one thread per row adds them. */
+const ROW_SUM_WGSL =
+  `// partial[(lane * PARTS + part) * ROWS + row]: consecutive rows side by side, so the final per-row sums read
+// without conflicts.
+var<workgroup> partial: array<f32, WG * RPT * PARTS>;
+
+// The sum of a row's partials, for one part (gate or up) of each lane.
+fn row_sum(part: u32, r: u32) -> f32 {
+  var v = 0.0;
+  for (var l = 0u; l < LANES; l++) { v += partial[(l * PARTS + part) * ROWS + r]; }
+  return v;
+}`;
+
+/** WGSL that writes row `row`'s output from its sums (`sum(part)`): SwiGLU's gating, or the epilogue. */
+function finishRow(v: Variant, sum: (part: number) => string): string {
+  return v.combine === "swiglu"
+    ? `let g = product(0u, ${sum(0)}, row);\n      store_y(0u, row, g * sigmoid(g) * product(1u, ${
+      sum(1)
+    }, row));`
+    : `var v = epilogue(row, product(src, ${sum(0)}, row));\n` +
+      `      if (p.accumulate != 0u) { v += y_of(src, row); }\n      store_y(src, row, v);`;
+}
+
+/** The end of main with subgroups: each slot's lanes sum by butterfly, lane 0 finishes its rows. */
+function finishBySubgroup(v: Variant, slots: Slot[]): string {
+  const rows = Array.from({ length: v.layout.rowsPerThread }, (_, r) => r);
+  const slotOf = (row: number, part: number) => part * v.layout.rowsPerThread + row;
+  return [
+    ...slots.map(({ j }) => `  let sum${j} = lanes_sum(acc${j});`),
+    "  if (lane == 0u) {",
+    ...rows.map((r) =>
+      `    if (first_row + local_row + ${r}u < p.rows[src]) {\n      let row = first_row + local_row + ${r}u;\n      ` +
+      finishRow(v, (part) => `sum${slotOf(r, part)}`) + "\n    }"
+    ),
+    "  }",
+  ].join("\n");
+}
+
+/** The end of main without: partials to workgroup memory, then one thread per row adds them and finishes it. */
+function finishByWorkgroup(v: Variant, slots: Slot[]): string {
+  return [
+    ...slots.map(({ j, row, part }) =>
+      `  partial[(lane * PARTS + ${part}u) * ROWS + local_row + ${row}u] = acc${j};`
+    ),
+    "  workgroupBarrier();",
+    "  for (var r = tid; r < ROWS; r += WG) {",
+    "    let row = first_row + r;",
+    "    if (row >= p.rows[src]) { break; }",
+    `    ${finishRow(v, (part) => `row_sum(${part}u, r)`)}`,
+    "  }",
+  ].join("\n");
+}
+
 const kernels = new Map<string, KernelSpec>();
 
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
 function kernel(v: Variant, segment: number): KernelSpec {
   const { layout, storage, scales, norm, combine, sources } = v;
   const key =
-    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}`;
+    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}|${v.subgroups}`;
   let spec = kernels.get(key);
   if (!spec) {
     const swiglu = combine === "swiglu";
@@ -321,7 +398,7 @@ function kernel(v: Variant, segment: number): KernelSpec {
     const outputs = swiglu ? 1 : sources;
     // A slot is one row a thread accumulates: its RPT rows, of both weights for a SwiGLU pair (gate slots first,
     // up slots after, on the same rows).
-    const slots = Array.from({ length: layout.rowsPerThread * (swiglu ? 2 : 1) }, (_, j) => ({
+    const slots: Slot[] = Array.from({ length: layout.rowsPerThread * (swiglu ? 2 : 1) }, (_, j) => ({
       j,
       row: j % layout.rowsPerThread,
       src: swiglu ? `${Math.floor(j / layout.rowsPerThread)}u` : "src",
@@ -340,7 +417,6 @@ function kernel(v: Variant, segment: number): KernelSpec {
       ),
       defines: {
         ACTIVATIONS: ACTIVATION_FNS_WGSL,
-        WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL,
         NORM_DECL: normDecl(norm, 3),
         WG: layout.threads,
         LANES: layout.lanes,
@@ -365,13 +441,8 @@ function kernel(v: Variant, segment: number): KernelSpec {
           `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
           `      acc${j} += chunk_dot(w${j}, xs);`
         ).join("\n"),
-        PARTIAL_STORE: slots.map(({ j, row, part }) =>
-          `  partial[(lane * PARTS + ${part}u) * ROWS + local_row + ${row}u] = acc${j};`
-        ).join("\n"),
-        FINISH: swiglu
-          ? `    let g = product(0u, 0u, row, r);\n    store_y(0u, row, g * sigmoid(g) * product(1u, 1u, row, r));`
-          : `    var v = epilogue(row, product(src, 0u, row, r));\n` +
-            `    if (p.accumulate != 0u) { v += y_of(src, row); }\n    store_y(src, row, v);`,
+        ROW_SUM_DECL: rowsBySubgroup(v) ? LANES_SUM_WGSL : ROW_SUM_WGSL,
+        ROWS_OUT: rowsBySubgroup(v) ? finishBySubgroup(v, slots) : finishByWorkgroup(v, slots),
       },
     };
     kernels.set(key, spec);
@@ -446,6 +517,7 @@ function variantOf(
     norm: options.norm?.kind ?? "none",
     combine,
     sources: sources.length,
+    subgroups: rt().subgroups,
   };
 }
 

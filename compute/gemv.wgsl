@@ -10,8 +10,9 @@
 // rows. x is staged in workgroup memory a segment of SEG chunks at a time, transposed (x_seg[v * SEG + c] is the
 // v-th vec4 of chunk c), so the lanes, which read consecutive chunks, read consecutive vec4s. A thread walks its
 // rows' chunks lane, lane + LANES, ... (consecutive lanes read consecutive chunks of W, so loads coalesce) and
-// reuses each slice of x for its SLOTS rows (RPT rows, of both weights for a SwiGLU pair). Partial sums meet in
-// workgroup memory and one thread per row adds its LANES partials. The wrapper unrolls the slots into named
+// reuses each slice of x for its SLOTS rows (RPT rows, of both weights for a SwiGLU pair). A row's LANES partial
+// sums meet across a subgroup where its lanes share one (lane 0 then finishes the row), else in workgroup memory,
+// where one thread per row adds them. The wrapper unrolls the slots into named
 // accumulators (ACC_DECL, ROW_UPDATES), since arrays indexed in loops leave registers. W_DECL declares the
 // sources' buffers, VPC (vec4s of x per chunk), the structs `Slice` (x's part of a chunk) and `Chunk` (a chunk
 // of W with its scale), `load_chunk(src, row, c) -> Chunk` for chunk c of a source's row,
@@ -69,9 +70,10 @@ const PARTS: u32 = {{PARTS}}u;
 {{W_DECL}}
 
 var<workgroup> x_seg: array<vec4f, SEG * VPC>;
-// partial[(lane * PARTS + part) * ROWS + row]: consecutive rows side by side, so the final per-row sums read
-// without conflicts.
-var<workgroup> partial: array<f32, WG * RPT * PARTS>;
+
+// How a row's LANES partial sums meet (ROW_SUM_DECL): in registers across a subgroup's lanes (`lanes_sum`), or
+// in workgroup memory, where one thread per row adds them (`row_sum`).
+{{ROW_SUM_DECL}}
 
 {{WORKGROUP_REDUCE}}
 
@@ -92,16 +94,9 @@ fn source_of(group: u32) -> u32 {
   return src;
 }
 
-// The sum of a row's partials, for part `part` of each lane.
-fn row_sum(part: u32, r: u32) -> f32 {
-  var v = 0.0;
-  for (var l = 0u; l < LANES; l++) { v += partial[(l * PARTS + part) * ROWS + r]; }
-  return v;
-}
-
-// The product (+ bias) of row `row` of source `src`, from the partials of local row r.
-fn product(src: u32, part: u32, row: u32, r: u32) -> f32 {
-  var v = row_sum(part, r) * row_scale();
+// The product (+ bias) of row `row` of source `src`, from the sum of its lanes' partials.
+fn product(src: u32, sum: f32, row: u32) -> f32 {
+  var v = sum * row_scale();
   if (p.has_bias[src] != 0u) { v += bias_of(src, row); }
   return v;
 }
@@ -140,11 +135,5 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
 {{ROW_UPDATES}}
     }
   }
-{{PARTIAL_STORE}}
-  workgroupBarrier();
-  for (var r = tid; r < ROWS; r += WG) {
-    let row = first_row + r;
-    if (row >= p.rows[src]) { break; }
-{{FINISH}}
-  }
+{{ROWS_OUT}}
 }

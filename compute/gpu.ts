@@ -64,12 +64,18 @@ export class Gpu {
   readonly maxBufferSize: number;
   readonly maxBindingSize: number;
   readonly maxWorkgroupsPerDim: number;
+  /**
+   * Invocations per subgroup when the device runs subgroup operations at one fixed width over consecutive
+   * local invocation indices (checked by a probe kernel when the device opens), else null.
+   */
+  readonly subgroupSize: number | null;
   private failure: GpuDeviceError | null = null;
   private lostPromise: Promise<never>;
 
-  constructor(device: GPUDevice, adapter: AdapterSummary) {
+  constructor(device: GPUDevice, adapter: AdapterSummary, subgroupSize: number | null = null) {
     this.device = device;
     this.adapter = adapter;
+    this.subgroupSize = subgroupSize;
     this.hasF16 = device.features.has("shader-f16");
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     this.storageAlign = device.limits.minStorageBufferOffsetAlignment;
@@ -137,7 +143,20 @@ async function openGpu(): Promise<Gpu> {
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter.features.has("shader-f16")) requiredFeatures.push("shader-f16");
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const width = fixedSubgroupWidth(adapter.info);
+  let device: GPUDevice | null = null;
+  // Deno's adapter does not list "subgroups" among its features even where the device grants it, so it is
+  // asked for whenever the adapter reports one fixed subgroup width, and the plain device taken on refusal.
+  if (width !== null) {
+    device = await adapter.requestDevice({
+      requiredLimits,
+      requiredFeatures: [...requiredFeatures, SUBGROUPS],
+    }).catch(() => null);
+  }
+  device ??= await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const subgroupSize = width !== null && device.features.has(SUBGROUPS) && await subgroupsWork(device, width)
+    ? width
+    : null;
 
   const limits: Record<string, number> = {};
   for (const name of REQUESTED_LIMITS) {
@@ -152,5 +171,76 @@ async function openGpu(): Promise<Gpu> {
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     features: [...device.features].sort(),
     limits,
+  }, subgroupSize);
+}
+
+const SUBGROUPS = "subgroups" as GPUFeatureName;
+
+/**
+ * The adapter's subgroup width when it has only one (a power of two from 4 to 128), so kernels can be written
+ * for it; `OSTROTA_SUBGROUPS=0` turns subgroup kernels off.
+ */
+function fixedSubgroupWidth(info: GPUAdapterInfo): number | null {
+  if (Deno.env.get("OSTROTA_SUBGROUPS") === "0") return null;
+  const { subgroupMinSize: min, subgroupMaxSize: max } = info as unknown as Record<
+    string,
+    number | undefined
+  >;
+  if (min === undefined || min !== max || min < 4 || min > 128 || (min & (min - 1)) !== 0) return null;
+  return min;
+}
+
+/** Workgroup size of the subgroup probe: the largest the kernels use. */
+const PROBE_THREADS = 512;
+
+/**
+ * Whether subgroups behave as the kernels assume: `width` invocations each, local invocation i at subgroup lane
+ * i % width, subgroupAdd and subgroupShuffleXor exact. Checked once, on a probe dispatch, when the device opens.
+ */
+async function subgroupsWork(device: GPUDevice, width: number): Promise<boolean> {
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({
+    code: `@group(0) @binding(0) var<storage, read_write> out: array<vec4<u32>>;
+@compute @workgroup_size(${PROBE_THREADS})
+fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_size) size: u32,
+    @builtin(subgroup_invocation_id) lane: u32) {
+  out[i] = vec4<u32>(size, lane, subgroupAdd(1u), subgroupShuffleXor(i, 1u));
+}`,
   });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+  const bytes = PROBE_THREADS * 16;
+  const out = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const staging = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  try {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: out } }],
+      }),
+    );
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(out, 0, staging, 0, bytes);
+    device.queue.submit([encoder.finish()]);
+    if (await device.popErrorScope()) return false;
+    await staging.mapAsync(GPUMapMode.READ);
+    const got = new Uint32Array(staging.getMappedRange());
+    for (let i = 0; i < PROBE_THREADS; i++) {
+      const [size, lane, sum, swapped] = got.subarray(4 * i, 4 * i + 4);
+      if (size !== width || lane !== i % width || sum !== width || swapped !== (i ^ 1)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    out.destroy();
+    staging.destroy();
+  }
 }

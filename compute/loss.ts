@@ -9,7 +9,6 @@ import { copy } from "./elementwise.ts";
 import { matmulInto } from "./matmul.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, DTYPE_BYTES, empty, shapeString, type Tensor } from "./tensor.ts";
-import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 
 const FILE = new URL("./loss.wgsl", import.meta.url);
 const WG = 256;
@@ -23,7 +22,7 @@ const CHUNK_BYTES = 64 << 20;
 const SAVED_LOGITS_BYTES = 512 << 20;
 
 function kernel(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL } };
+  return { file: FILE, entry, bindings };
 }
 
 function lossParams(N: number, V: number, cols: number, v0: number, first: boolean): Params {

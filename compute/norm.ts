@@ -7,7 +7,6 @@
 import { needsGrad, record } from "./autograd.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
-import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 
 const FILE = new URL("./norm.wgsl", import.meta.url);
 const WG = 256;
@@ -19,7 +18,7 @@ function kernel(entry: string, bindings: KernelSpec["bindings"], center: boolean
     file: FILE,
     entry,
     bindings,
-    defines: { CENTER: String(center), W_TYPE: wType, WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL },
+    defines: { CENTER: String(center), W_TYPE: wType },
   };
 }
 

@@ -5,7 +5,6 @@
 import { zeros } from "./elementwise.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, assertSameShape, empty, keep, type Tensor } from "./tensor.ts";
-import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 
 const FILE = new URL("./optim.wgsl", import.meta.url);
 const WG = 256;
@@ -15,7 +14,7 @@ const MAX_NORM_GROUPS = 256;
 const ELEMENTS_PER_THREAD = 16;
 
 function kernel(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL } };
+  return { file: FILE, entry, bindings };
 }
 
 export interface AdamWOptions {

@@ -5,6 +5,7 @@
  */
 import { BufferPool } from "./buffers.ts";
 import { getGpu, type Gpu } from "./gpu.ts";
+import { workgroupReduceWgsl } from "./workgroup_reduce.ts";
 
 /** How a kernel uses each binding, in binding order (binding 0 is always the uniform parameters). */
 export type BindingKind = "read" | "write";
@@ -23,7 +24,10 @@ export interface KernelSpec {
   entry: string;
   /** Storage bindings after the uniform (binding 1..n). */
   bindings: BindingKind[];
-  /** `{{NAME}}` placeholders in the source are replaced by these values; they are part of the cache key. */
+  /**
+   * `{{NAME}}` placeholders in the source are replaced by these values; they are part of the cache key. The
+   * runtime fills `{{WORKGROUP_REDUCE}}` itself (compute/workgroup_reduce.ts, for the subgroups in use).
+   */
   defines?: Record<string, string | number>;
 }
 
@@ -115,6 +119,25 @@ export class Runtime {
   private unsubmitted = 0;
   private passCount = 0;
 
+  /**
+   * The subgroup width kernels are written for, null for none: the device's (Gpu.subgroupSize) unless turned
+   * off with `useSubgroups(false)`. Wrappers that template subgroup code key their specs by it.
+   */
+  get subgroups(): number | null {
+    return this.subgroupsOn ? this.gpu.subgroupSize : null;
+  }
+  private subgroupsOn = true;
+
+  /**
+   * Turns subgroup kernels on (where the device has them) or off: tests run both variants, the bench compares
+   * them. Pipelines already built stay cached under their own keys.
+   */
+  useSubgroups(on: boolean): void {
+    if (on === this.subgroupsOn) return;
+    this.subgroupsOn = on;
+    this.pipelinesBySpec = new WeakMap();
+  }
+
   constructor(gpu: Gpu) {
     this.gpu = gpu;
     this.pool = new BufferPool(gpu);
@@ -129,7 +152,7 @@ export class Runtime {
     // Wrappers that keep their spec objects (matmul, gemv) skip building the text key on every dispatch.
     const known = this.pipelinesBySpec.get(spec);
     if (known) return known;
-    const defines = spec.defines ?? {};
+    const defines = { ...spec.defines, WORKGROUP_REDUCE: workgroupReduceWgsl(this.subgroups) };
     const key = `${spec.file.href}#${spec.entry}|${spec.bindings.join(",")}|${
       Object.entries(defines).map(([k, v]) => `${k}=${this.defineKey(v)}`).join(",")
     }`;
@@ -328,6 +351,68 @@ export class Runtime {
     }
   }
 
+  /** True while `prepare` encodes: nothing may be submitted then. */
+  private preparing = false;
+  /** True from `prepare` until its submission: one at a time, as the pool holds released buffers for it. */
+  private preparedPending = false;
+
+  /**
+   * Encodes `encode` into a command buffer of its own and returns it unsubmitted (decoding encodes a step before a
+   * readback blocks the host until the GPU is done, and submits it right after, so the GPU does not wait for the
+   * host). Pending work is submitted first. `submit` queues it after all work issued before that call, with its
+   * own kernel parameters (the arena is rewritten from its start at every submission). Buffers freed from now
+   * until `submit` are not reused until then: work submitted ahead of the prepared work must not write a buffer
+   * that it still uses. `encode` must not submit (read, write, sync) and must fit the parameter arena.
+   */
+  prepare<T>(encode: () => T): Prepared<T> {
+    if (this.preparedPending) throw new Error("prepare: the last prepared work was not submitted yet");
+    this.flush();
+    const reuse = this.pool.holdReleases();
+    this.preparing = true;
+    this.wholeSubmissions++;
+    let result: T;
+    try {
+      result = encode();
+    } catch (err) {
+      // The work is dropped unsubmitted, so what it freed is free now.
+      this.pass = null;
+      this.encoder = null;
+      this.arenaUsed = 0;
+      this.unsubmitted = 0;
+      reuse();
+      throw err;
+    } finally {
+      this.preparing = false;
+      this.wholeSubmissions--;
+    }
+    if (this.pass) this.pass.end();
+    this.pass = null;
+    const commands = this.encoder?.finish();
+    const params = this.arenaHost.slice(0, this.arenaUsed);
+    this.encoder = null;
+    this.arenaUsed = 0;
+    this.unsubmitted = 0;
+    this.preparedPending = true;
+    let submitted = false;
+    return {
+      result,
+      submit: () => {
+        if (submitted) throw new Error("prepare: this prepared work was already submitted");
+        submitted = true;
+        this.preparedPending = false;
+        try {
+          this.flush();
+          if (!commands) return;
+          if (params.byteLength > 0) this.gpu.device.queue.writeBuffer(this.arena, 0, params);
+          this.gpu.device.queue.submit([commands]);
+          this.submitCount++;
+        } finally {
+          reuse();
+        }
+      },
+    };
+  }
+
   /** The query set and buffers gpuTime reuses (created on first use: a set per measurement added up). */
   private timer: { querySet: GPUQuerySet; resolved: GPUBuffer; staging: GPUBuffer; busy: boolean } | null =
     null;
@@ -394,6 +479,12 @@ export class Runtime {
 
   /** Submits everything encoded so far. */
   flush(): void {
+    if (this.preparing) {
+      throw new Error(
+        "prepare: the work it encodes cannot be submitted early (a read, write or sync inside it, or more than " +
+          `${ARENA_BYTES / PARAMS_BYTES} dispatches)`,
+      );
+    }
     this.gpu.check();
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
@@ -453,6 +544,14 @@ export class Runtime {
     this.bindGroups.clear();
     this.pool.trim();
   }
+}
+
+/** Work encoded by `Runtime.prepare`, not yet submitted. */
+export interface Prepared<T> {
+  /** What `encode` returned. */
+  readonly result: T;
+  /** Queues the work after everything issued before this call; once only. */
+  submit(): void;
 }
 
 /** One row of a profile: a kernel at one workgroup grid, its dispatch count and total GPU time. */

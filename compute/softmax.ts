@@ -5,12 +5,11 @@
 import { needsGrad, record } from "./autograd.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
-import { WORKGROUP_REDUCE_WGSL } from "./workgroup_reduce.ts";
 
 const FILE = new URL("./softmax.wgsl", import.meta.url);
 
 function kernel(entry: string, bindings: KernelSpec["bindings"]): KernelSpec {
-  return { file: FILE, entry, bindings, defines: { WORKGROUP_REDUCE: WORKGROUP_REDUCE_WGSL } };
+  return { file: FILE, entry, bindings };
 }
 
 /** x: [..., N] f32 → softmax over N. Masked entries may be -inf (a fully masked row gives NaN). */

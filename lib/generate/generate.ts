@@ -36,10 +36,10 @@ export interface GenerateResult {
 export type OnToken = (id: number) => boolean | void;
 
 /**
- * Greedy steps per readback. A readback in Deno blocks the host until all submitted work is done (and resolves
- * about 10 ms later), so the GPU idles while the host encodes the first step after it: once per window rather
- * than once per token (a 7B step's encode is ~3 ms against ~5 ms of GPU time). Steps past a stop are wasted: at
- * most 2 × 16 − 1 (the rest of the stop's window and the window queued behind it).
+ * Greedy steps per readback. A readback in Deno blocks the host until all submitted work is done and resolves
+ * about 10 ms later, so a window's ids are looked at only once the next window is encoded (see decodeGreedy).
+ * Steps past a stop are wasted: at most 2 × 16 − 1 (the rest of the stop's window and the window encoded behind
+ * it); one past a stop at the first token.
  */
 export const DECODE_WINDOW = 16;
 
@@ -107,13 +107,16 @@ function padPrompts(prompts: readonly (readonly number[])[]): PromptBatch {
 /**
  * Greedy decoding without a wait per token. The chosen ids never leave the GPU between steps: slot j of one
  * buffer holds step j's B ids, written by that step's argmax and read as the next step's input ids; positions
- * are known on the host. The prefill is read back alone, so the first token streams as soon as the prompt is
- * processed; after it, windows of up to DECODE_WINDOW steps are read back with one readback each. Each step is
- * submitted as soon as it is encoded, so the GPU starts while the host encodes the rest. A readback in Deno
- * waits for all submitted work and then ~10 ms more, so two windows are kept queued: the second usually comes
- * back with the first. `take` gets each step's B ids in order; false ends decoding and the queued window is
- * dropped unread (the cache rows it appended are never read). The cache never grows past prompt +
- * maxNewTokens.
+ * are known on the host. The prefill is read back alone, then windows of up to DECODE_WINDOW steps, one
+ * readback each. Each step is submitted as soon as it is encoded, so the GPU starts while the host encodes the
+ * rest. A readback in Deno blocks the host until all submitted work is done, so the next window's first step is
+ * prepared (encoded) before it and submitted right after: the GPU runs that step while the host encodes the
+ * second. The readback resolves ~10 ms later, so a window's ids are awaited only once the next window is
+ * encoded, when they have long arrived and the GPU still has that window's steps to run. The prefill's are
+ * awaited at once, with the GPU left one step to run (it idles for the rest of the ~10 ms, once), so that the
+ * first token streams as soon as the prompt is processed. `take` gets each step's B ids in order; false ends
+ * decoding, and the window encoded behind is dropped unread (the cache rows it appended are never read). The
+ * cache never grows past prompt + maxNewTokens.
  */
 async function decodeGreedy(
   model: CausalLM,
@@ -153,9 +156,8 @@ async function decodeGreedy(
     [maxNewTokens * stride],
     "i32",
   ));
-  const queued: { steps: number; ids: Promise<Int32Array> }[] = [];
-  let next = 0; // the first step not yet encoded
-  let last = 0; // the slot of the last encoded step
+  const unread: { steps: number; ids: Promise<Int32Array> }[] = [];
+  let next = 1; // the first step not yet encoded (step 0 is the prefill)
   const prefill = () => {
     const ids = tensor(prompts.ids, [batch, length], "i32");
     const positions = tensor(
@@ -165,43 +167,57 @@ async function decodeGreedy(
     );
     argmax(lastLogits(model, model.hidden(ids, { positions, caches, keyMask })), slot(0));
   };
-  const decode = (steps: number) => {
-    for (let j = 0; j < steps; j++) {
-      const step = next + j;
-      rt().asOneSubmission(() =>
-        tidy(() => {
-          const ids = slot(j === 0 ? last : j - 1).reshape([batch, 1]);
-          const stepPositions = positions.rows(step * stride, step * stride + batch).reshape([batch, 1]);
-          argmax(
-            lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })),
-            slot(j),
-          );
-        })
-      );
-    }
+  // Encodes the next step into slot j, its input ids from slot `from`.
+  const step = (j: number, from: number) => {
+    const s = next++;
+    noGrad(() =>
+      tidy(() => {
+        const ids = slot(from).reshape([batch, 1]); // [B, 1]
+        const stepPositions = positions.rows(s * stride, s * stride + batch).reshape([batch, 1]); // [B, 1]
+        argmax(lastLogits(model, model.hidden(ids, { positions: stepPositions, caches, keyMask })), slot(j));
+      })
+    );
   };
-  const encode = () => {
-    const steps = next === 0 ? 1 : Math.min(DECODE_WINDOW, maxNewTokens - next);
-    noGrad(() => tidy(() => next === 0 ? prefill() : decode(steps)));
-    const filled = slots.rows(0, (steps - 1) * stride + batch);
-    queued.push({ steps, ids: filled.read() as Promise<Int32Array> });
+  // Issues the readback of a window's slots; it blocks until the GPU is done.
+  const readBack = (steps: number) => {
+    const filled = slots.rows(0, (steps - 1) * stride + batch); // [(steps − 1)·stride + B]
+    unread.push({ steps, ids: filled.read() as Promise<Int32Array> });
     filled.dispose();
-    next += steps;
-    last = steps - 1;
+  };
+  // Passes the oldest unread window's ids to `take`; false once it says stop.
+  const takeWindow = async () => {
+    const { steps, ids } = unread.shift()!;
+    const host = await ids;
+    for (let j = 0; j < steps; j++) {
+      if (!take(host.subarray(j * stride, j * stride + batch))) return false;
+    }
+    return true;
   };
   try {
-    encode();
-    while (queued.length > 0) {
-      const { steps, ids } = queued.shift()!;
-      const host = await ids;
-      for (let j = 0; j < steps; j++) {
-        if (!take(host.subarray(j * stride, j * stride + batch))) return;
+    noGrad(() => tidy(prefill));
+    let steps = 1; // of the last encoded window (the prefill's is one)
+    while (next < maxNewTokens) {
+      const afterPrefill = next === 1;
+      // Read back a window ago: awaiting it now leaves the GPU the steps encoded since.
+      if (unread.length > 0 && !(await takeWindow())) return;
+      const size = Math.min(DECODE_WINDOW, maxNewTokens - next);
+      const first = rt().prepare(() => step(0, steps - 1));
+      try {
+        readBack(steps);
+      } finally {
+        first.submit();
       }
-      while (queued.length < 2 && next < maxNewTokens) encode();
+      if (afterPrefill && !(await takeWindow())) return;
+      for (let j = 1; j < size; j++) rt().asOneSubmission(() => step(j, j - 1));
+      steps = size;
     }
+    if (unread.length > 0 && !(await takeWindow())) return;
+    // The last window: the GPU has nothing else to run, so its readback is awaited at once.
+    readBack(steps);
+    await takeWindow();
   } finally {
-    // Windows left queued are dropped unread; a device error there resurfaces at the next submission.
-    for (const window of queued) window.ids.catch(() => {});
+    // A window left unread is dropped; a device error there resurfaces at the next submission.
+    for (const window of unread) window.ids.catch(() => {});
     slots.dispose();
     positions.dispose();
     keyMask?.dispose();

@@ -3,7 +3,7 @@ import { attention, KVCache } from "../../compute/attention.ts";
 import { backward, noGrad } from "../../compute/autograd.ts";
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
-import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
+import { assertClose, checkOp, gpuTest, gpuTestSubgroupVariants, randn } from "./harness.ts";
 
 interface Case {
   B: number;
@@ -113,7 +113,7 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
   await checkCase("left-padded prefill", { B, T: S, S, Hq: 2, Hkv: 1, D: 20, causal: true, mask }, 30);
 });
 
-gpuTest(
+gpuTestSubgroupVariants(
   "attention: one query per row (the decode kernel) vs f64 with gradients: a group of 7 query heads at head dim " +
     "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row, a group too large for it",
   async () => {
@@ -132,7 +132,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "attention: long keys split among workgroups (flash-decoding merge), padded splits and rows",
   async () => {
     const B = 2, S = 300;
@@ -215,7 +215,7 @@ gpuTest("attention: shape and dtype errors throw before any dispatch", async () 
   await rt().sync();
 });
 
-gpuTest(
+gpuTestSubgroupVariants(
   "KVCache: prefill then token-by-token decode (kvLength from the cache) matches full causal attention",
   async () => {
     const B = 2, L = 11, prefill = 6, Hq = 4, Hkv = 2, D = 16;

@@ -13,7 +13,7 @@ import {
 import { dequantizeNf4, disposeNf4, nf4Scales, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
-import { assertClose, gpuTest, randn } from "./harness.ts";
+import { assertClose, gpuTestSubgroupVariants, randn } from "./harness.ts";
 
 /** float64 reference: y = W x + bias + y0. */
 function gemvRef(w: ArrayLike<number>, x: Float64Array, bias: Float64Array, y0: Float64Array): Float64Array {
@@ -118,7 +118,7 @@ function dispose(c: Case): void {
   else (c.weight as Tensor).dispose();
 }
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: every layout, every weight storage (f32, f16, NF4, double-quantised NF4) vs f64, with bias and accumulation",
   async () => {
     // 77 rows: no layout's rows per workgroup divides it; K = 1024: 32 NF4 chunks, uneven over most lane counts.
@@ -149,7 +149,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: the default layout of short rows, and of rows longer than one staged segment of x",
   async () => {
     for (const [n, k] of [[300, 32], [5, 8192], [1000, 96]]) {
@@ -172,7 +172,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: epilogues (residual add, SwiGLU gating, GELU) vs f64, for f16 and double-quantised NF4, with x in one " +
     "staged segment and in several",
   async () => {
@@ -208,7 +208,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: RMSNorm and LayerNorm of x fused ahead of the product vs f64, for f16 and double-quantised NF4, with " +
     "a bias, x in one staged segment and in several",
   async () => {
@@ -254,7 +254,7 @@ function rmsNormed(x: Float64Array, w: Float64Array, eps: number): Float64Array 
   return x.map((v, i) => v * rstd * w[i]);
 }
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: stacked sources (q, k, v) in one dispatch vs f64: every storage and layout, uneven rows, a source " +
     "without bias, fused RMSNorm; five sources split into dispatches the kernel takes",
   async () => {
@@ -298,7 +298,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gemv: SwiGLU pair silu(gate) * up in one dispatch vs f64: every storage and layout, fused LayerNorm, a bias on " +
     "the gate only",
   async () => {

@@ -51,6 +51,22 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
   });
 }
 
+/**
+ * A GPU test of kernels written both with subgroup operations and without (reductions, the decode GEMV and
+ * attention): runs as the device runs them (with subgroups where it has them) and again with subgroups off.
+ */
+export function gpuTestSubgroupVariants(name: string, fn: () => Promise<void>): void {
+  gpuTest(name, fn);
+  gpuTest(`${name} [without subgroups]`, async () => {
+    rt().useSubgroups(false);
+    try {
+      await fn();
+    } finally {
+      rt().useSubgroups(true);
+    }
+  });
+}
+
 /** Deterministic PRNG (the sampler's mulberry32). */
 export const rng = seededRandom;
 

@@ -4,7 +4,7 @@ import { crossEntropy, linearCrossEntropy, logSoftmax } from "../../compute/loss
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, parameter, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/dtypes.ts";
-import { assertClose, checkOp, gpuTest, randn, rng } from "./harness.ts";
+import { assertClose, checkOp, gpuTestSubgroupVariants, randn, rng } from "./harness.ts";
 
 const IGNORE = -100;
 
@@ -48,7 +48,7 @@ function makeTargets(N: number, V: number, seed: number, ignored: number[]): Int
 
 const TOL = { forward: 1e-5, grad: 1e-5 };
 
-gpuTest(
+gpuTestSubgroupVariants(
   "linearCrossEntropy: several vocab chunks (V not a multiple), ignored rows, grads of h and weight",
   async () => {
     const N = 13, C = 24, V = 50;
@@ -70,7 +70,7 @@ gpuTest(
   },
 );
 
-gpuTest("linearCrossEntropy: f16 weight (forward, h gradient)", async () => {
+gpuTestSubgroupVariants("linearCrossEntropy: f16 weight (forward, h gradient)", async () => {
   const N = 9, C = 40, V = 77;
   const targets = makeTargets(N, V, 4, [3]);
   const wBits = f32ToF16(Float32Array.from(randn(V * C, 5)));
@@ -91,7 +91,7 @@ gpuTest("linearCrossEntropy: f16 weight (forward, h gradient)", async () => {
   }
 });
 
-gpuTest(
+gpuTestSubgroupVariants(
   "linearCrossEntropy: tied weight accumulates into one gradient; no valid target gives 0, no NaN",
   async () => {
     const N = 6, C = 16, V = 30;
@@ -127,7 +127,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+gpuTestSubgroupVariants(
   "linearCrossEntropy: logits kept from the forward give the gradients of recomputed ones, bit for bit",
   async () => {
     const N = 9, C = 16, V = 45;
@@ -157,7 +157,7 @@ gpuTest(
   },
 );
 
-gpuTest("crossEntropy and logSoftmax: forward and backward", async () => {
+gpuTestSubgroupVariants("crossEntropy and logSoftmax: forward and backward", async () => {
   const N = 11, V = 300;
   const targets = makeTargets(N, V, 11, [2, 7]);
   const targetTensor = tensor(targets, [N], "i32");
@@ -190,7 +190,7 @@ gpuTest("crossEntropy and logSoftmax: forward and backward", async () => {
   );
 });
 
-gpuTest("losses: shape and dtype errors throw before any dispatch", async () => {
+gpuTestSubgroupVariants("losses: shape and dtype errors throw before any dispatch", async () => {
   const h = empty([4, 8]);
   const w = empty([10, 8]);
   const wBad = empty([10, 6]);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { noGrad } from "../../compute/autograd.ts";
 import { layerNorm, rmsNorm } from "../../compute/norm.ts";
 import { tensor, tidy } from "../../compute/tensor.ts";
-import { assertClose, checkOp, gpuTest, randn, runtime } from "./harness.ts";
+import { assertClose, checkOp, gpuTestSubgroupVariants, randn, runtime } from "./harness.ts";
 
 /** Forward within 1e-5 norm-wise; gradients within 1e-5 (rows of at most 300 elements). */
 const TOL = { forward: 1e-5, grad: 1e-5 };
@@ -37,7 +37,7 @@ function layerRef(x: Float64Array, w: Float64Array, b: Float64Array, eps: number
 /** Shapes of x: rows below and above the 32-row chunk, columns below and above the 256-thread workgroup. */
 const SHAPES = [[3, 5, 37], [4, 300], [70, 9], [1, 3]];
 
-gpuTest("norm: rmsNorm forward and backward (x and weight)", async () => {
+gpuTestSubgroupVariants("norm: rmsNorm forward and backward (x and weight)", async () => {
   for (const [i, shape] of SHAPES.entries()) {
     const cols = shape.at(-1)!;
     const n = shape.reduce((a, b) => a * b, 1);
@@ -52,7 +52,7 @@ gpuTest("norm: rmsNorm forward and backward (x and weight)", async () => {
   }
 });
 
-gpuTest("norm: layerNorm forward and backward (x, weight and bias)", async () => {
+gpuTestSubgroupVariants("norm: layerNorm forward and backward (x, weight and bias)", async () => {
   for (const [i, shape] of SHAPES.entries()) {
     const cols = shape.at(-1)!;
     const n = shape.reduce((a, b) => a * b, 1);
@@ -79,7 +79,7 @@ function toF16(values: Float64Array): { values: Float64Array; bits: Uint16Array 
   return { values: Float64Array.from(half), bits: new Uint16Array(half.buffer) };
 }
 
-gpuTest("norm: f16 weights (frozen) in rmsNorm and layerNorm, gradient to x", async () => {
+gpuTestSubgroupVariants("norm: f16 weights (frozen) in rmsNorm and layerNorm, gradient to x", async () => {
   const shape = [6, 261];
   const cols = shape[1];
   const w = toF16(randn(cols, 51));
@@ -107,7 +107,7 @@ gpuTest("norm: f16 weights (frozen) in rmsNorm and layerNorm, gradient to x", as
   }
 });
 
-gpuTest(
+gpuTestSubgroupVariants(
   "norm: long rows (4099 columns) and over 65535 rows (a folded 2-D grid) stay within tolerance",
   async () => {
     for (const shape of [[2, 4099], [70000, 3]]) {
@@ -123,7 +123,7 @@ gpuTest(
   },
 );
 
-gpuTest("norm: shape and dtype mismatches throw before any dispatch", () => {
+gpuTestSubgroupVariants("norm: shape and dtype mismatches throw before any dispatch", () => {
   tidy(() => {
     const x = tensor(new Float32Array(12), [3, 4]);
     const ids = tensor(new Int32Array(12), [3, 4], "i32");

@@ -3,7 +3,7 @@ import { fill } from "../../compute/elementwise.ts";
 import { adamwStates, adamwStep, gradClip, zeroGrads } from "../../compute/optim.ts";
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, parameter, type Tensor, tensor } from "../../compute/tensor.ts";
-import { assertClose, gpuTest, randn } from "./harness.ts";
+import { assertClose, gpuTestSubgroupVariants, randn } from "./harness.ts";
 
 interface AdamWConfig {
   lr: number;
@@ -39,51 +39,54 @@ function setGrad(p: Tensor, values: Float64Array): void {
 }
 
 for (const weightDecay of [0, 0.1]) {
-  gpuTest(`adamwStep: 3 steps match torch's AdamW in float64 (weight decay ${weightDecay})`, async () => {
-    const config = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay };
-    const shapes = [[1000], [37, 13], [5]];
-    const data = shapes.map((s, i) => randn(s.reduce((a, b) => a * b, 1), 100 + i));
-    const params = shapes.map((s, i) => parameter(Float32Array.from(data[i]), s, `p${i}`));
-    const states = adamwStates(params);
-    const ref = data.map((d) => ({
-      p: Float64Array.from(d),
-      m: new Float64Array(d.length),
-      v: new Float64Array(d.length),
-    }));
-    try {
-      for (let step = 1; step <= 3; step++) {
-        // The last parameter has no gradient: it must stay untouched.
-        for (let i = 0; i < 2; i++) {
-          const g = randn(data[i].length, 1000 * step + i, step === 2 ? 1e-3 : 1);
-          setGrad(params[i], g);
-          adamwRef(ref[i].p, g, ref[i].m, ref[i].v, config, step);
+  gpuTestSubgroupVariants(
+    `adamwStep: 3 steps match torch's AdamW in float64 (weight decay ${weightDecay})`,
+    async () => {
+      const config = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay };
+      const shapes = [[1000], [37, 13], [5]];
+      const data = shapes.map((s, i) => randn(s.reduce((a, b) => a * b, 1), 100 + i));
+      const params = shapes.map((s, i) => parameter(Float32Array.from(data[i]), s, `p${i}`));
+      const states = adamwStates(params);
+      const ref = data.map((d) => ({
+        p: Float64Array.from(d),
+        m: new Float64Array(d.length),
+        v: new Float64Array(d.length),
+      }));
+      try {
+        for (let step = 1; step <= 3; step++) {
+          // The last parameter has no gradient: it must stay untouched.
+          for (let i = 0; i < 2; i++) {
+            const g = randn(data[i].length, 1000 * step + i, step === 2 ? 1e-3 : 1);
+            setGrad(params[i], g);
+            adamwRef(ref[i].p, g, ref[i].m, ref[i].v, config, step);
+          }
+          adamwStep(params, states, { ...config, step });
         }
-        adamwStep(params, states, { ...config, step });
+        for (let i = 0; i < 2; i++) {
+          const got = await params[i].toArray();
+          assertClose(`param ${i}`, got, ref[i].p, 1e-6);
+          assertClose(
+            `update of param ${i}`,
+            got.map((x, j) => x - data[i][j]),
+            ref[i].p.map((x, j) => x - data[i][j]),
+            1e-5,
+          );
+          assertClose(`m ${i}`, await states[i].m.toArray(), ref[i].m, 1e-6);
+          assertClose(`v ${i}`, await states[i].v.toArray(), ref[i].v, 1e-6);
+        }
+        assert.deepEqual(await params[2].toArray(), Array.from(Float32Array.from(data[2])));
+      } finally {
+        for (const p of params) p.dispose();
+        for (const { m, v } of states) {
+          m.dispose();
+          v.dispose();
+        }
       }
-      for (let i = 0; i < 2; i++) {
-        const got = await params[i].toArray();
-        assertClose(`param ${i}`, got, ref[i].p, 1e-6);
-        assertClose(
-          `update of param ${i}`,
-          got.map((x, j) => x - data[i][j]),
-          ref[i].p.map((x, j) => x - data[i][j]),
-          1e-5,
-        );
-        assertClose(`m ${i}`, await states[i].m.toArray(), ref[i].m, 1e-6);
-        assertClose(`v ${i}`, await states[i].v.toArray(), ref[i].v, 1e-6);
-      }
-      assert.deepEqual(await params[2].toArray(), Array.from(Float32Array.from(data[2])));
-    } finally {
-      for (const p of params) p.dispose();
-      for (const { m, v } of states) {
-        m.dispose();
-        v.dispose();
-      }
-    }
-  });
+    },
+  );
 }
 
-gpuTest(
+gpuTestSubgroupVariants(
   "gradClip: global norm over all grads and torch's clip coefficient, applied by adamwStep as it reads them",
   async () => {
     const config = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 1 };
@@ -141,7 +144,7 @@ gpuTest(
   },
 );
 
-gpuTest("adamwStep: mismatched state shapes throw before any dispatch", async () => {
+gpuTestSubgroupVariants("adamwStep: mismatched state shapes throw before any dispatch", async () => {
   const p = parameter(new Float32Array(6), [2, 3]);
   setGrad(p, new Float64Array(6));
   const good = adamwStates([p]);

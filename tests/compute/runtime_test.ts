@@ -1,13 +1,14 @@
 /**
  * The engine's failure paths: buffers over the device's limits are refused with the limit named, WebGPU
- * validation errors surface as thrown errors, device loss rejects pending work instead of hanging, and the pool
- * accounts bytes by tag and gives pooled memory back on trim.
+ * validation errors surface as thrown errors, device loss rejects pending work instead of hanging, the pool
+ * accounts bytes by tag and gives pooled memory back on trim, and prepared work keeps its place, its parameters and
+ * its buffers.
  */
 import assert from "node:assert/strict";
 import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
 import { initRuntime } from "../../compute/runtime.ts";
-import { axpby, fill } from "../../compute/elementwise.ts";
-import { empty, keep } from "../../compute/tensor.ts";
+import { axpby, fill, full } from "../../compute/elementwise.ts";
+import { empty, keep, tidy } from "../../compute/tensor.ts";
 import { counterPair, gpuTest } from "./harness.ts";
 
 gpuTest("runtime: a tensor over the device's binding limit is refused with the limit named", async () => {
@@ -170,5 +171,40 @@ gpuTest(
     await assert.rejects(rt.profile(() => rt.profile(() => {})), /already in progress/);
     x.dispose();
     y.dispose();
+  },
+);
+
+gpuTest(
+  "runtime: prepared work runs after the work submitted before it, with its own parameters and buffers",
+  async () => {
+    const rt = await initRuntime();
+    const x = keep(full([64], 1));
+    const prepared = rt.prepare(() =>
+      tidy(() => {
+        const two = full([64], 2); // freed here, before the work that writes it is submitted
+        axpby(x, two, 3, 1); // x = 3·x + 2
+      })
+    );
+    // Issued after the prepared work but submitted ahead of it (the readback when issued, the rest by `submit`):
+    // a copy, as decoding's readback, dispatches that rewrite the parameter arena from its start, and a buffer of
+    // the freed one's size class.
+    const before = x.toArray();
+    fill(x, 5);
+    const other = keep(full([64], 9));
+    prepared.submit();
+    assert.deepEqual(await before, new Array(64).fill(1), "the readback copied x before the prepared work");
+    assert.deepEqual(await x.toArray(), new Array(64).fill(17), "3·5 + 2: in order, with its own parameters");
+    assert.deepEqual(await other.toArray(), new Array(64).fill(9), "the freed buffer was not handed out");
+    assert.throws(() => prepared.submit(), /already submitted/);
+
+    const again = rt.prepare(() => fill(x, 4));
+    assert.throws(() => rt.prepare(() => {}), /not submitted yet/);
+    again.submit();
+    // Work that would submit inside prepare throws, and the runtime goes on.
+    assert.throws(() => rt.prepare(() => x.write(new Float32Array(64))), /cannot be submitted early/);
+    axpby(x, other, 1, 1);
+    assert.deepEqual(await x.toArray(), new Array(64).fill(13));
+    x.dispose();
+    other.dispose();
   },
 );
