@@ -103,7 +103,7 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[onl
   let turn = 0;
   const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
   const total = rows.reduce((sum, n) => sum + n, 0);
-  const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage);
+  const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage, combine);
   const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}${rms ? " rms" : ""}`;
   const results: string[] = [];
   for (const layout of GEMV_LAYOUTS) {

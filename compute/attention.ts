@@ -4,7 +4,9 @@
  * style kernels: the [T x S] score matrix never exists in memory, and the backward is deterministic (no atomics).
  */
 import { needsGrad, record } from "./autograd.ts";
-import { type KernelSpec, Params, rt } from "./runtime.ts";
+import { checkRope, invFreqBuffer } from "./rope.ts";
+import { ROPE_FNS_WGSL } from "./rope_fns.ts";
+import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor } from "./tensor.ts";
 
 const FILE = new URL("./attention.wgsl", import.meta.url);
@@ -117,7 +119,7 @@ function kernelSpec(
   headDim: number,
   tiles: Tiles,
   sizes: Record<string, number>,
-  decode: Decode = NO_DECODE,
+  decode: Decode = noDecode(headDim),
 ): KernelSpec {
   return { file: FILE, entry, bindings, defines: { HEAD_DIM: headDim, ...tiles, ...sizes, ...decode } };
 }
@@ -130,10 +132,14 @@ interface Decode {
   GROUP: number;
   SPAN: number;
   KEY_THREADS: number;
+  DECODE_STAGE: string;
+  DECODE_KV: string;
+  ROPE_FNS: string;
+  K_NEXT: string;
+  K_ADVANCE: string;
   SCORE_DECL: string;
   SCORE_UPDATE: string;
   SCORE_STORE: string;
-  SOFTMAX_STATS: string;
   ACC_DECL: string;
   ACC_UPDATE: string;
   HEAD_OUTPUTS: string;
@@ -142,126 +148,86 @@ interface Decode {
 /** Threads of a decode workgroup that share one key's dot products (reading its row together). */
 const DECODE_KEY_THREADS = 8;
 
-/** The decode kernel's softmax statistics without subgroups: a shared-memory tree per head (sh_ds). */
-const SOFTMAX_STATS_BY_TREE =
-  `  // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
-  let lane = tid % 32u;
-  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
-    let g = g0 + tid / 32u;
-    var m = MASKED;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
-    }
-    sh_ds[tid] = m;
-    workgroupBarrier();
-    for (var w = 16u; w > 0u; w >>= 1u) {
-      if (lane < w) { sh_ds[tid] = max(sh_ds[tid], sh_ds[tid + w]); }
-      workgroupBarrier();
-    }
-    m = sh_ds[tid - lane];
-    var l = 0.0;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) {
-        let s = sh_p[g * SPAN + c];
-        var e = 0.0;
-        if (s != MASKED) { e = exp(s - m); }
-        sh_p[g * SPAN + c] = e;
-        l += e;
-      }
-    }
-    workgroupBarrier();
-    sh_ds[tid] = l;
-    workgroupBarrier();
-    for (var w = 16u; w > 0u; w >>= 1u) {
-      if (lane < w) { sh_ds[tid] += sh_ds[tid + w]; }
-      workgroupBarrier();
-    }
-    if (lane == 0u && g < GROUP) {
-      sh_row[2u * g] = m;
-      sh_row[2u * g + 1u] = sh_ds[tid];
-    }
-    workgroupBarrier();
+/** attn_decode's queries staged as given (the first pass's key loads, above, already in flight). */
+const PLAIN_STAGE =
+  `  // sh_q: the group's queries [GROUP, DQ]; sh_p: scores, then probabilities [GROUP, SPAN].
+  for (var i = tid; i < GROUP * DQ; i += WG) {
+    let g = i / DQ;
+    sh_q[i] = load_q4(q_index(b, 0u, hk * GROUP + g), i % DQ);
   }
-`;
+  workgroupBarrier();`;
 
 /**
- * With subgroups of 32 or more: each head's 32 threads lie in one subgroup and reduce by butterflies, with one
- * barrier in all.
+ * With RoPE fused: the workgroup whose split holds the new token's row (S − 1) rotates its k into the cache and
+ * copies its v, the group's queries are rotated as they are staged, and the barrier makes the new row visible
+ * to the workgroup's loads. The rotation is rope.wgsl's, at the same angle, so the results are ropeAppend's.
  */
-const SOFTMAX_STATS_BY_SUBGROUP =
-  `  // Softmax statistics: 32 threads per head (within one subgroup), heads 8 at a time; sh_row (max, sum) per head.
-  let lane = tid % 32u;
-  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
-    let g = g0 + tid / 32u;
-    var m = MASKED;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
+const ROPE_STAGE = `  let angle_pos = f32(positions[p.pos_offset + b]);
+  let half = D / 2u;
+  let new_row = p.S - 1u;
+  if (new_row >= k_begin && new_row - k_begin < keys) {
+    let src = (b * p.Hkv + hk) * D;
+    let dst = kv_index(b, new_row, hk);
+    for (var c = tid; c < half; c += WG) {
+      let r = rotate_pair(new_k[src + c], new_k[src + c + half], angle_pos * inv_freq[c]);
+      rope_cache_k[dst + c] = r.x;
+      rope_cache_k[dst + c + half] = r.y;
     }
-    for (var w = 16u; w > 0u; w >>= 1u) { m = max(m, subgroupShuffleXor(m, w)); }
-    var l = 0.0;
-    if (g < GROUP) {
-      for (var c = lane; c < keys; c += 32u) {
-        let s = sh_p[g * SPAN + c];
-        var e = 0.0;
-        if (s != MASKED) { e = exp(s - m); }
-        sh_p[g * SPAN + c] = e;
-        l += e;
-      }
-    }
-    for (var w = 16u; w > 0u; w >>= 1u) { l += subgroupShuffleXor(l, w); }
-    if (lane == 0u && g < GROUP) {
-      sh_row[2u * g] = m;
-      sh_row[2u * g + 1u] = l;
-    }
+    for (var c = tid; c < D; c += WG) { rope_cache_v[dst + c] = new_v[src + c]; }
   }
-  workgroupBarrier();
-`;
+  // sh_q: the group's queries [GROUP, DQ], rotated; sh_p: scores, then probabilities [GROUP, SPAN].
+  for (var i = tid; i < GROUP * half; i += WG) {
+    let g = i / half;
+    let c = i % half;
+    let base = q_index(b, 0u, hk * GROUP + g);
+    let r = rotate_pair(q_in[base + c], q_in[base + c + half], angle_pos * inv_freq[c]);
+    sh_q[g * DQ + c / 4u][c % 4u] = r.x;
+    sh_q[g * DQ + (c + half) / 4u][(c + half) % 4u] = r.y;
+  }
+  storageBarrier();
+  workgroupBarrier();`;
 
-/**
- * attn_decode's per-head code for `group` heads, unrolled into named variables, for subgroups of `subgroups`
- * invocations (null: none). A key's KEY_THREADS partial scores meet by butterfly where a subgroup holds them,
- * else in sh_ds, summed by one thread per (key, head).
- */
-function decodeDefines(group: number, span: number, subgroups: number | null): Decode {
+/** attn_decode's key and value loads from the cache as bound (read only), zero past D. */
+const PLAIN_KV = `fn decode_k4(base: u32, j: u32) -> vec4f { return load_k4(base, j); }
+fn decode_v4(base: u32, j: u32) -> vec4f { return load_v4(base, j); }`;
+
+/** The same from the cache bound for writing (RoPE fused; D is a multiple of 4 there), zero past D. */
+const ROPE_KV = `fn decode_k4(base: u32, j: u32) -> vec4f {
+  let c = base + 4u * min(j, DQ - 1u);
+  return select(vec4f(0.0), vec4f(rope_cache_k[c], rope_cache_k[c + 1u], rope_cache_k[c + 2u], rope_cache_k[c + 3u]), j < DQ);
+}
+fn decode_v4(base: u32, j: u32) -> vec4f {
+  let c = base + 4u * min(j, DQ - 1u);
+  return select(vec4f(0.0), vec4f(rope_cache_v[c], rope_cache_v[c + 1u], rope_cache_v[c + 2u], rope_cache_v[c + 3u]), j < DQ);
+}`;
+
+/** attn_decode's per-head code for `group` heads at `headDim`, unrolled into named variables. */
+function decodeDefines(group: number, span: number, headDim: number, rope: boolean): Decode {
   const heads = Array.from({ length: group }, (_, g) => g);
   const lines = (f: (g: number) => string) => heads.map(f).join("\n");
-  const scoresBySubgroup = subgroups !== null && subgroups >= DECODE_KEY_THREADS;
-  const scoreStore = scoresBySubgroup
-    ? [
-      ...heads.map((g) =>
-        `    for (var w = KEY_THREADS / 2u; w > 0u; w >>= 1u) { score${g} += subgroupShuffleXor(score${g}, w); }`
-      ),
-      "    let key = tid / KEY_THREADS;",
-      "    if (key_lane == 0u && c0 + key < keys) {",
-      "      let visible = key_visible(b, 0u, k_begin + c0 + key);",
-      ...heads.map((g) =>
-        `      sh_p[${g}u * SPAN + c0 + key] = select(MASKED, score${g} * p.scale, visible);`
-      ),
-      "    }",
-    ].join("\n")
-    : [
-      ...heads.map((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
-      "    workgroupBarrier();",
-      "    if (tid < KEYS_PER_PASS * GROUP) {",
-      "      let key = tid / GROUP;",
-      "      let g = tid % GROUP;",
-      "      if (c0 + key < keys) {",
-      "        var score = 0.0;",
-      "        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * GROUP + g]; }",
-      "        let s = k_begin + c0 + key;",
-      "        sh_p[g * SPAN + c0 + key] = select(MASKED, score * p.scale, key_visible(b, 0u, s));",
-      "      }",
-      "    }",
-      "    workgroupBarrier();",
-    ].join("\n");
+  // A key thread's vec4s of a key row, unrolled into named registers k0, k1, ... (and nk0, ... for the next pass).
+  const chunks = Array.from({ length: Math.ceil(Math.ceil(headDim / 4) / DECODE_KEY_THREADS) }, (_, i) => i);
+  const column = (i: number) => `key_lane + ${i}u * KEY_THREADS`;
   return {
     GROUP: group,
     SPAN: span,
     KEY_THREADS: DECODE_KEY_THREADS,
+    DECODE_STAGE: [
+      ...(rope ? [ROPE_STAGE] : []),
+      "  let first_keys = kv_index(b, k_begin + min(tid / KEY_THREADS, keys - 1u), hk);",
+      ...chunks.map((i) => `  var k${i} = decode_k4(first_keys, ${column(i)});`),
+      ...(rope ? [] : [PLAIN_STAGE]),
+    ].join("\n"),
+    DECODE_KV: rope ? ROPE_KV : PLAIN_KV,
+    ROPE_FNS: rope ? ROPE_FNS_WGSL : "",
+    K_NEXT: chunks.map((i) => `    let nk${i} = decode_k4(next_keys, ${column(i)});`).join("\n"),
+    K_ADVANCE: chunks.map((i) => `    k${i} = nk${i};`).join("\n"),
     SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
-    SCORE_UPDATE: lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + j], k4);`),
-    SCORE_STORE: scoreStore,
-    SOFTMAX_STATS: subgroups !== null && subgroups >= 32 ? SOFTMAX_STATS_BY_SUBGROUP : SOFTMAX_STATS_BY_TREE,
+    SCORE_UPDATE: chunks.map((i) =>
+      `    if (${column(i)} < DQ) {\n` +
+      lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + ${column(i)}], k${i});`) + "\n    }"
+    ).join("\n"),
+    SCORE_STORE: lines((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
     ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
     ACC_UPDATE: lines((g) =>
       `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c0]), v0, acc${g});\n` +
@@ -276,7 +242,14 @@ function decodeDefines(group: number, span: number, subgroups: number | null): D
   };
 }
 
-const NO_DECODE = decodeDefines(1, 1, null);
+const noDecodes = new Map<number, Decode>();
+
+/** What the other kernels of the file fill attn_decode's placeholders with (it is compiled along with them). */
+function noDecode(headDim: number): Decode {
+  let decode = noDecodes.get(headDim);
+  if (decode === undefined) noDecodes.set(headDim, decode = decodeDefines(1, 1, headDim, false));
+  return decode;
+}
 
 /** A tiled kernel's spec and its tiles; `rows` (owned rows per workgroup) is 256 / LANES. */
 function tiledSpec(kernel: KernelName, bindings: KernelSpec["bindings"], headDim: number) {
@@ -364,6 +337,51 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   return out;
 }
 
+/** The fused decode's kernel and what it binds besides attention's own buffers. */
+interface DecodeRope {
+  kernel: { spec: KernelSpec; span: number };
+  inputs: BufferRange[];
+  posOffset: number;
+}
+
+/**
+ * Decoding one token with RoPE and the cache append fused into attention (one dispatch where ropeAppend, then
+ * attention, take two): q [B, 1, Hq, D], k and v [B, 1, Hkv, D] as projected, positions i32 [B, 1], theta the
+ * RoPE base. Rotates q and k as rope() does, appends k and v to `cache` and returns attention over the cache
+ * (causal; `keyMask` as for attention) [B, 1, Hq, D], equal to ropeAppend then attention. Null, with nothing
+ * done, where the fused kernel does not apply (T > 1, D not a multiple of 4, gradients wanted, a device without
+ * room for it): the caller takes those two ops.
+ */
+export function attentionWithRope(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  positions: Tensor,
+  theta: number,
+  cache: KVCache,
+  keyMask?: Tensor,
+): Tensor | null {
+  checkRope(q, positions, theta);
+  checkRope(k, positions, theta);
+  const [batch, tokens, hq, headDim] = q.shape;
+  if (tokens !== 1 || headDim % 4 !== 0 || needsGrad(q, k, v) || k.shape[3] !== headDim) return null;
+  cache.check(k, v);
+  const g = validate(q, cache.keys(), cache.values(), { causal: true, keyMask, kvLength: cache.length + 1 });
+  const kernel = decodeKernel(g, true);
+  if (!kernel) return null;
+  cache.claim(k, v);
+  const invFreq = invFreqBuffer(theta, headDim);
+  const out = empty(q.shape); // out: [B, 1, Hq, D]
+  const lse = empty([batch, hq, 1]); // lse: [B, Hq, 1]
+  attentionForward(g, true, q, cache.keys(), cache.values(), keyMask ?? null, out, lse, {
+    kernel,
+    inputs: [k.range, v.range, positions.wholeBuffer, { buffer: invFreq, offset: 0, size: invFreq.size }],
+    posOffset: positions.offset,
+  });
+  lse.dispose();
+  return out;
+}
+
 /** Enough workgroups to fill a large GPU (an H100 has 132 SMs); fewer query tiles than this split the keys. */
 const TARGET_WORKGROUPS = 264;
 /** Key tiles a split covers at least, so splitting pays for its merge. */
@@ -375,14 +393,14 @@ const DECODE_SCORES = 4096;
 const decodeSpecs = new Map<string, { spec: KernelSpec; span: number } | null>();
 
 /**
- * attn_decode's spec for this geometry and the keys each of its splits takes; null when its workgroup arrays
- * (which grow with the query heads per kv head) do not fit the device.
+ * attn_decode's spec for this geometry (with RoPE and the cache append fused, or not) and the keys each of its
+ * splits takes; null when its workgroup arrays (which grow with the query heads per kv head) or its bindings do
+ * not fit the device.
  */
-function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } | null {
+function decodeKernel(g: Geometry, rope: boolean): { spec: KernelSpec; span: number } | null {
   const group = g.Hq / g.Hkv;
   const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
-  const subgroups = rt().subgroups;
-  const key = `${g.D}|${group}|${span}|${subgroups}`;
+  const key = `${g.D}|${group}|${span}|${rope}`;
   let kernel = decodeSpecs.get(key);
   if (kernel === undefined) {
     const sizes = {
@@ -394,12 +412,16 @@ function decodeKernel(g: Geometry): { spec: KernelSpec; span: number } | null {
       SIZE_DS: WG * group,
       SIZE_ROW: 2 * group,
     };
-    const fits = sharedBytes(sizes) <= rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
-    const bindings: KernelSpec["bindings"] = ["read", "read", "read", "read", "write", "write"];
+    const limits = rt().gpu.device.limits;
+    const bindings: KernelSpec["bindings"] = rope
+      ? ["read", "write", "write", "read", "write", "write", "read", "read", "read", "read"]
+      : ["read", "read", "read", "read", "write", "write"];
+    const fits = sharedBytes(sizes) <= limits.maxComputeWorkgroupStorageSize &&
+      bindings.length <= limits.maxStorageBuffersPerShaderStage;
     const tiles = { LANES: 4, TILE: 8 };
     kernel = fits
       ? {
-        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, subgroups)),
+        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, g.D, rope)),
         span,
       }
       : null;
@@ -422,13 +444,16 @@ function attentionForward(
   mask: Tensor | null,
   out: Tensor,
   lse: Tensor,
+  rope: DecodeRope | null = null,
 ): void {
   const inputs = [q.range, k.range, v.range, (mask ?? q).range];
   let spec: KernelSpec;
   let splits: number;
   let splitLen: number;
   let grid: (splits: number) => [number, number, number];
-  const decode = g.T === 1 ? decodeKernel(g) : null;
+  const decode = rope ? rope.kernel : g.T === 1 ? decodeKernel(g, false) : null;
+  // The fused decode's inputs after its outputs: the new token's k and v, its positions, RoPE's frequencies.
+  const ropeInputs = rope ? rope.inputs : [];
   if (decode) {
     spec = decode.spec;
     splitLen = decode.span;
@@ -447,14 +472,14 @@ function attentionForward(
     grid = (splits) => [queryTiles * splits, g.Hkv, g.B];
   }
   const n = out.size;
-  const params = attnParams(g, mask, causal, n, 0, splits, splitLen);
+  const params = attnParams(g, mask, causal, n, 0, splits, splitLen, rope?.posOffset ?? 0);
   if (splits === 1) {
-    rt().dispatch(spec, params, [...inputs, out.range, lse.range], grid(1));
+    rt().dispatch(spec, params, [...inputs, out.range, lse.range, ...ropeInputs], grid(1));
     return;
   }
   const parts = empty([splits, ...out.shape]); // parts: [splits, B, T, Hq, D], each normalised by its own sum
   const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, T]
-  rt().dispatch(spec, params, [...inputs, parts.range, partLse.range], grid(splits));
+  rt().dispatch(spec, params, [...inputs, parts.range, partLse.range, ...ropeInputs], grid(splits));
   rt().dispatch(
     flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
     params,
@@ -473,6 +498,7 @@ function attnParams(
   length = 0,
   splits = 1,
   splitLen = 0,
+  posOffset = 0,
 ): Params {
   return new Params()
     .u32(
@@ -487,7 +513,7 @@ function attnParams(
       mask ? mask.shape[1] : 0,
     )
     .f32(g.scale)
-    .u32(n, length, splits, splitLen);
+    .u32(n, length, splits, splitLen, posOffset);
 }
 
 function attentionBackward(
@@ -590,11 +616,8 @@ export class KVCache {
     );
   }
 
-  /**
-   * Checks k, v [B, T, Hkv, D] against the cache, reserves their T positions and returns the first; the caller
-   * writes them (append, or rope.ts's ropeAppend, which rotates k on the way in).
-   */
-  claim(k: Tensor, v: Tensor): number {
+  /** Checks k, v [B, T, Hkv, D] against the cache and its room for their T positions. */
+  check(k: Tensor, v: Tensor): void {
     const want = `[${this.batch}, T, ${this.kvHeads}, ${this.headDim}]`;
     for (const t of [k, v]) {
       if (
@@ -614,8 +637,16 @@ export class KVCache {
         `KVCache.append: ${T} more positions after ${this.length} exceed the cache's ${this.maxLen}`,
       );
     }
+  }
+
+  /**
+   * Checks k, v [B, T, Hkv, D] against the cache, reserves their T positions and returns the first; the caller
+   * writes them (append, rope.ts's ropeAppend, which rotates k on the way in, or attentionWithRope).
+   */
+  claim(k: Tensor, v: Tensor): number {
+    this.check(k, v);
     const start = this.length;
-    this.length += T;
+    this.length += k.shape[1];
     return start;
   }
 

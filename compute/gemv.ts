@@ -197,13 +197,19 @@ function largestPowerOfTwoAtMost(v: number): number {
  * more rows per thread as the row count grows. Very short rows get fewer lanes (about four chunks each), down to
  * one.
  */
-export function gemvLayout(n: number, k: number, storage: GemvWeight): GemvLayout {
+export function gemvLayout(
+  n: number,
+  k: number,
+  storage: GemvWeight,
+  combine: "stack" | "swiglu" = "stack",
+): GemvLayout {
   const chunks = k / CHUNK[storage];
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
   if (longNf4) return { threads: 512, lanes, rowsPerThread: 2 };
-  const rowsPerThread = n >= 32768 ? 4 : n >= 8192 ? 2 : 1;
+  // A SwiGLU pair's thread already accumulates two weights' rows.
+  const rowsPerThread = (n >= 32768 ? 4 : n >= 8192 ? 2 : 1) / (combine === "swiglu" && n >= 8192 ? 2 : 1);
   return { threads: 256, lanes, rowsPerThread };
 }
 
@@ -511,7 +517,7 @@ function variantOf(
     );
   }
   return {
-    layout: options.layout ?? gemvLayout(rows, k, storage),
+    layout: options.layout ?? gemvLayout(rows, k, storage, combine),
     storage,
     scales,
     norm: options.norm?.kind ?? "none",

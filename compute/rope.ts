@@ -6,15 +6,23 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import type { KVCache } from "./attention.ts";
+import { ROPE_FNS_WGSL } from "./rope_fns.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, type Tensor } from "./tensor.ts";
 
 const FILE = new URL("./rope.wgsl", import.meta.url);
-const KERNEL: KernelSpec = { file: FILE, entry: "main", bindings: ["read", "read", "read", "write"] };
+const DEFINES = { ROPE_FNS: ROPE_FNS_WGSL };
+const KERNEL: KernelSpec = {
+  file: FILE,
+  entry: "main",
+  bindings: ["read", "read", "read", "write"],
+  defines: DEFINES,
+};
 const APPEND_KERNEL: KernelSpec = {
   file: FILE,
   entry: "rope_append",
   bindings: ["read", "read", "read", "write", "read", "read", "write", "write"],
+  defines: DEFINES,
 };
 const WG = 256;
 
@@ -37,7 +45,8 @@ export function ropeInvFreq(theta: number, headDim: number): Float32Array {
  */
 const invFreqBuffers = new Map<string, GPUBuffer>();
 
-function invFreqBuffer(theta: number, headDim: number): GPUBuffer {
+/** RoPE's inverse frequencies for (theta, headDim) on the GPU, made once. */
+export function invFreqBuffer(theta: number, headDim: number): GPUBuffer {
   const key = `${theta}/${headDim}`;
   let buffer = invFreqBuffers.get(key);
   if (!buffer) {
@@ -124,7 +133,8 @@ export function ropeAppend(
   return out;
 }
 
-function checkRope(x: Tensor, positions: Tensor, theta: number): void {
+/** Checks a rotation's input x [B, T, H, D] (D even), its i32 positions [B, T] and theta. */
+export function checkRope(x: Tensor, positions: Tensor, theta: number): void {
   assertDType("rope", x, "f32");
   assertDType("rope positions", positions, "i32");
   const [batch, tokens, , headDim] = x.shape;

@@ -39,9 +39,15 @@ export type OnToken = (id: number) => boolean | void;
  * Greedy steps per readback. A readback in Deno blocks the host until all submitted work is done and resolves
  * about 10 ms later, so a window's ids are looked at only once the next window is encoded (see decodeGreedy).
  * Steps past a stop are wasted: at most 2 × 16 − 1 (the rest of the stop's window and the window encoded behind
- * it); one past a stop at the first token.
+ * it); after a stop at the first token, the steps encoded in PREFILL_LEAD_MS.
  */
 export const DECODE_WINDOW = 16;
+
+/**
+ * Host time spent encoding steps after the prefill's readback before awaiting its ids, which Deno resolves ~10
+ * ms after the GPU drains: the GPU gets those steps instead of idling, the first token is not held back.
+ */
+const PREFILL_LEAD_MS = 8;
 
 function checkLength(model: CausalLM, promptLength: number, maxNewTokens: number): void {
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
@@ -113,8 +119,8 @@ function padPrompts(prompts: readonly (readonly number[])[]): PromptBatch {
  * prepared (encoded) before it and submitted right after: the GPU runs that step while the host encodes the
  * second. The readback resolves ~10 ms later, so a window's ids are awaited only once the next window is
  * encoded, when they have long arrived and the GPU still has that window's steps to run. The prefill's are
- * awaited at once, with the GPU left one step to run (it idles for the rest of the ~10 ms, once), so that the
- * first token streams as soon as the prompt is processed. `take` gets each step's B ids in order; false ends
+ * awaited after PREFILL_LEAD_MS of encoding the next steps, so that the first token streams as soon as the
+ * prompt is processed while the GPU has those steps to run. `take` gets each step's B ids in order; false ends
  * decoding, and the window encoded behind is dropped unread (the cache rows it appended are never read). The
  * cache never grows past prompt + maxNewTokens.
  */
@@ -207,8 +213,15 @@ async function decodeGreedy(
       } finally {
         first.submit();
       }
-      if (afterPrefill && !(await takeWindow())) return;
-      for (let j = 1; j < size; j++) rt().asOneSubmission(() => step(j, j - 1));
+      let j = 1;
+      if (afterPrefill) {
+        // The prefill's ids arrive ~10 ms after its readback: the steps encoded until shortly before then keep
+        // the GPU busy while the first token streams, and do not delay it.
+        const lead = performance.now() + PREFILL_LEAD_MS;
+        for (; j < size && performance.now() < lead; j++) rt().asOneSubmission(() => step(j, j - 1));
+        if (!(await takeWindow())) return;
+      }
+      for (; j < size; j++) rt().asOneSubmission(() => step(j, j - 1));
       steps = size;
     }
     if (unread.length > 0 && !(await takeWindow())) return;

@@ -2,7 +2,7 @@
  * Qwen2 (Qwen2.5-Instruct): grouped-query attention with q/k/v biases, RMSNorm, SwiGLU MLP, rotary positions
  * (rotate-half, θ from the config), tied or untied lm_head. Mirrors transformers' Qwen2ForCausalLM.
  */
-import { attention } from "../../compute/attention.ts";
+import { attention, attentionWithRope } from "../../compute/attention.ts";
 import { needsGrad } from "../../compute/autograd.ts";
 import { embedding } from "../../compute/embedding.ts";
 import type { Nf4DecodeScales } from "../../compute/nf4.ts";
@@ -162,19 +162,23 @@ export class Qwen2Model extends DecoderDims implements CausalLM {
     let k = kh.reshape([batch, seq, numKvHeads, headDim]); // k: [B, T, Hkv, D]
     let v = vh.reshape([batch, seq, numKvHeads, headDim]); // v: [B, T, Hkv, D]
     const cache = options.caches?.[index];
-    if (cache && !needsGrad(q, k, v)) {
-      // Inference: both rotations and the cache append in one dispatch.
-      q = ropeAppend(q, k, v, options.positions, ropeTheta, cache);
-    } else {
-      q = rope(q, options.positions, ropeTheta);
-      k = rope(k, options.positions, ropeTheta);
-      cache?.append(k, v);
+    // Decoding one token: rotations, cache append and attention in one dispatch.
+    let a = cache ? attentionWithRope(q, k, v, options.positions, ropeTheta, cache, options.keyMask) : null;
+    if (!a) {
+      if (cache && !needsGrad(q, k, v)) {
+        // Inference: both rotations and the cache append in one dispatch.
+        q = ropeAppend(q, k, v, options.positions, ropeTheta, cache);
+      } else {
+        q = rope(q, options.positions, ropeTheta);
+        k = rope(k, options.positions, ropeTheta);
+        cache?.append(k, v);
+      }
+      if (cache) {
+        k = cache.keys(); // k: [B, S, Hkv, D]
+        v = cache.values();
+      }
+      a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, Hq, D]
     }
-    if (cache) {
-      k = cache.keys(); // k: [B, S, Hkv, D]
-      v = cache.values();
-    }
-    const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, Hq, D]
     x = linearThen(layer.attn.o_proj, a.reshape([batch, seq, numHeads * headDim]), {
       kind: "residual",
       residual: x,

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { attention, KVCache } from "../../compute/attention.ts";
+import { attention, attentionWithRope, KVCache } from "../../compute/attention.ts";
+import { ropeAppend } from "../../compute/rope.ts";
 import { backward, noGrad } from "../../compute/autograd.ts";
 import { rt } from "../../compute/runtime.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
-import { assertClose, checkOp, gpuTest, gpuTestSubgroupVariants, randn } from "./harness.ts";
+import { assertClose, checkOp, gpuTest, randn, unpoisoned } from "./harness.ts";
 
 interface Case {
   B: number;
@@ -113,7 +114,7 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
   await checkCase("left-padded prefill", { B, T: S, S, Hq: 2, Hkv: 1, D: 20, causal: true, mask }, 30);
 });
 
-gpuTestSubgroupVariants(
+gpuTest(
   "attention: one query per row (the decode kernel) vs f64 with gradients: a group of 7 query heads at head dim " +
     "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row, a group too large for it",
   async () => {
@@ -132,7 +133,7 @@ gpuTestSubgroupVariants(
   },
 );
 
-gpuTestSubgroupVariants(
+gpuTest(
   "attention: long keys split among workgroups (flash-decoding merge), padded splits and rows",
   async () => {
     const B = 2, S = 300;
@@ -215,7 +216,7 @@ gpuTest("attention: shape and dtype errors throw before any dispatch", async () 
   await rt().sync();
 });
 
-gpuTestSubgroupVariants(
+gpuTest(
   "KVCache: prefill then token-by-token decode (kvLength from the cache) matches full causal attention",
   async () => {
     const B = 2, L = 11, prefill = 6, Hq = 4, Hkv = 2, D = 16;
@@ -266,6 +267,86 @@ gpuTestSubgroupVariants(
     } finally {
       cache.dispose();
       maskTensor.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "attentionWithRope: rotation, cache append and attention in one dispatch equal ropeAppend then attention " +
+    "(a group of 7 at head dim 128 over two key splits with left padding; MHA at D = 8); it declines T > 1",
+  async () => {
+    const theta = 1e6;
+    for (
+      const { B, Hq, Hkv, D, history, pad } of [
+        { B: 2, Hq: 14, Hkv: 2, D: 128, history: 300, pad: [0, 3] },
+        { B: 1, Hq: 4, Hkv: 4, D: 8, history: 5, pad: [0] },
+      ]
+    ) {
+      const maxLen = history + 2;
+      const fused = new KVCache(B, maxLen, Hkv, D);
+      const separate = new KVCache(B, maxLen, Hkv, D);
+      const mask = tensor(
+        Int32Array.from({ length: B * maxLen }, (_, i) => (i % maxLen < pad[Math.floor(i / maxLen)] ? 0 : 1)),
+        [B, maxLen],
+        "i32",
+      );
+      const positions = tensor(Int32Array.from(pad, (p) => history - p), [B, 1], "i32");
+      const q = tensor(Float32Array.from(randn(B * Hq * D, 21)), [B, 1, Hq, D]);
+      const k = tensor(Float32Array.from(randn(B * Hkv * D, 22)), [B, 1, Hkv, D]);
+      const v = tensor(Float32Array.from(randn(B * Hkv * D, 23)), [B, 1, Hkv, D]);
+      try {
+        noGrad(() =>
+          tidy(() => {
+            const pastK = tensor(Float32Array.from(randn(B * history * Hkv * D, 24)), [B, history, Hkv, D]);
+            const pastV = tensor(Float32Array.from(randn(B * history * Hkv * D, 25)), [B, history, Hkv, D]);
+            fused.append(pastK, pastV);
+            separate.append(pastK, pastV);
+          })
+        );
+        const two = tensor(new Float32Array(B * 2 * Hkv * D), [B, 2, Hkv, D]);
+        const twoPositions = tensor(new Int32Array(B * 2), [B, 2], "i32");
+        assert.equal(attentionWithRope(two, two, two, twoPositions, theta, fused), null);
+        assert.equal(fused.length, history, "a declined call must not touch the cache");
+        for (const t of [two, twoPositions]) t.dispose();
+
+        const before = rt().dispatchCount;
+        const got = unpoisoned(() =>
+          noGrad(() => attentionWithRope(q, k, v, positions, theta, fused, mask))
+        )!;
+        const dispatches = rt().dispatchCount - before;
+        assert.equal(dispatches, history > 256 ? 2 : 1, "the decode kernel (and the splits' merge)");
+        const want = noGrad(() =>
+          tidy(() =>
+            attention(ropeAppend(q, k, v, positions, theta, separate), separate.keys(), separate.values(), {
+              causal: true,
+              keyMask: mask,
+            })
+          )
+        );
+        assert.equal(fused.length, history + 1);
+        assertClose("attention output", await got.read(), await want.read(), 1e-6);
+        const row = (t: Float32Array) =>
+          t.subarray(0, maxLen * Hkv * D).slice(history * Hkv * D, (history + 1) * Hkv * D);
+        for (
+          const [name, a, b] of [["keys", fused.keys(), separate.keys()], [
+            "values",
+            fused.values(),
+            separate.values(),
+          ]] as const
+        ) {
+          assert.deepEqual(
+            row(await a.read() as Float32Array),
+            row(await b.read() as Float32Array),
+            `appended ${name}`,
+          );
+        }
+        got.dispose();
+        want.dispose();
+      } finally {
+        for (const t of [mask, positions, q, k, v]) t.dispose();
+        fused.dispose();
+        separate.dispose();
+      }
     }
   },
 );

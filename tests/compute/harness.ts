@@ -52,8 +52,8 @@ export function gpuTest(name: string, fn: () => Promise<void>): void {
 }
 
 /**
- * A GPU test of kernels written both with subgroup operations and without (reductions, the decode GEMV and
- * attention): runs as the device runs them (with subgroups where it has them) and again with subgroups off.
+ * A GPU test of kernels written both with subgroup operations and without (workgroup reductions and the decode
+ * GEMV): runs as the device runs them (with subgroups where it has them) and again with subgroups off.
  */
 export function gpuTestSubgroupVariants(name: string, fn: () => Promise<void>): void {
   gpuTest(name, fn);
