@@ -1,12 +1,13 @@
 /**
  * The engine's failure paths: buffers over the device's limits are refused with the limit named, WebGPU
  * validation errors surface as thrown errors, device loss rejects pending work instead of hanging, the pool
- * accounts bytes by tag and gives pooled memory back on trim, and prepared work keeps its place, its parameters and
- * its buffers.
+ * accounts bytes by tag and gives pooled memory back on trim, prepared work keeps its place, its parameters and
+ * its buffers, and subgroups are taken where the device has them.
  */
 import assert from "node:assert/strict";
 import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
 import { initRuntime } from "../../compute/runtime.ts";
+import { workgroupReduceWgsl } from "../../compute/workgroup_reduce.ts";
 import { axpby, fill, full } from "../../compute/elementwise.ts";
 import { empty, keep, tidy } from "../../compute/tensor.ts";
 import { counterPair, gpuTest } from "./harness.ts";
@@ -206,5 +207,29 @@ gpuTest(
     assert.deepEqual(await x.toArray(), new Array(64).fill(13));
     x.dispose();
     other.dispose();
+  },
+);
+
+gpuTest(
+  "runtime: subgroups are used at the adapter's one width when the device grants them, and turn off on demand",
+  async () => {
+    const rt = await initRuntime();
+    const info = (await navigator.gpu.requestAdapter())!.info as unknown as Record<
+      string,
+      number | undefined
+    >;
+    const granted = rt.gpu.device.features.has("subgroups");
+    if (granted && info.subgroupMinSize === info.subgroupMaxSize) {
+      assert.equal(rt.gpu.subgroupSize, info.subgroupMinSize, "the probe confirms the adapter's width");
+    }
+    if (!granted) assert.equal(rt.gpu.subgroupSize, null);
+    assert.equal(rt.subgroups, rt.gpu.subgroupSize);
+    assert.match(workgroupReduceWgsl(null), /reduce_scratch\[lid\] \+= reduce_scratch\[lid \+ s\]/);
+    assert.doesNotMatch(workgroupReduceWgsl(null), /subgroup/);
+    assert.match(workgroupReduceWgsl(32), /subgroupAdd/);
+    rt.useSubgroups(false);
+    assert.equal(rt.subgroups, null);
+    rt.useSubgroups(true);
+    assert.equal(rt.subgroups, rt.gpu.subgroupSize);
   },
 );
