@@ -4,7 +4,7 @@
  * style kernels: the [T x S] score matrix never exists in memory, and the backward is deterministic (no atomics).
  */
 import { needsGrad, record } from "./autograd.ts";
-import { checkRope, invFreqBuffer } from "./rope.ts";
+import { checkQueryKey, invFreqBuffer } from "./rope.ts";
 import { ROPE_FNS_WGSL } from "./rope_fns.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor } from "./tensor.ts";
@@ -361,10 +361,9 @@ export function attentionWithRope(
   cache: KVCache,
   keyMask?: Tensor,
 ): Tensor | null {
-  checkRope(q, positions, theta);
-  checkRope(k, positions, theta);
+  checkQueryKey("attentionWithRope", q, k, positions, theta);
   const [batch, tokens, hq, headDim] = q.shape;
-  if (tokens !== 1 || headDim % 4 !== 0 || needsGrad(q, k, v) || k.shape[3] !== headDim) return null;
+  if (tokens !== 1 || headDim % 4 !== 0 || needsGrad(q, k, v)) return null;
   cache.check(k, v);
   const g = validate(q, cache.keys(), cache.values(), { causal: true, keyMask, kvLength: cache.length + 1 });
   const kernel = decodeKernel(g, true);

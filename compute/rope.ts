@@ -94,14 +94,8 @@ export function ropeAppend(
   if (needsGrad(q, k, v)) {
     throw new TypeError("ropeAppend records no gradients: use rope() and KVCache.append");
   }
-  checkRope(q, positions, theta);
-  checkRope(k, positions, theta);
+  checkQueryKey("ropeAppend", q, k, positions, theta);
   const [, tokens, heads, headDim] = q.shape;
-  if (k.shape[3] !== headDim) {
-    throw new RangeError(
-      `ropeAppend: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} head sizes differ`,
-    );
-  }
   const start = cache.claim(k, v);
   const out = empty(q.shape); // out: [B, T, Hq, D]
   const half = headDim / 2;
@@ -133,8 +127,17 @@ export function ropeAppend(
   return out;
 }
 
+/** Checks q [B, T, Hq, D] and k [B, T, Hkv, D] for rotation at `positions` together (`op` names the caller). */
+export function checkQueryKey(op: string, q: Tensor, k: Tensor, positions: Tensor, theta: number): void {
+  checkRope(q, positions, theta);
+  checkRope(k, positions, theta);
+  if (k.shape[3] !== q.shape[3]) {
+    throw new RangeError(`${op}: q ${shapeString(q.shape)} and k ${shapeString(k.shape)} head sizes differ`);
+  }
+}
+
 /** Checks a rotation's input x [B, T, H, D] (D even), its i32 positions [B, T] and theta. */
-export function checkRope(x: Tensor, positions: Tensor, theta: number): void {
+function checkRope(x: Tensor, positions: Tensor, theta: number): void {
   assertDType("rope", x, "f32");
   assertDType("rope positions", positions, "i32");
   const [batch, tokens, , headDim] = x.shape;
