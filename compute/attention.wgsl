@@ -493,7 +493,9 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 // workgroup memory), 32 threads per head reduce the softmax statistics, and DQ column threads × PARTS key slices
 // accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
 // WG) are text defines; the wrapper unrolls the heads into named scores and accumulators (arrays indexed in loops
-// leave registers). With several splits attn_combine merges them as for the tiled forward. ----
+// leave registers). With several splits attn_combine merges them as for the tiled forward. DECODE_STAGE either
+// stages the queries as given, or (attentionWithRope) first rotates the new token's q and k, appends its k and v
+// to the cache and reads the cache through the bindings that wrote it (DECODE_KV). ----
 const GROUP: u32 = {{GROUP}}u;
 const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;

@@ -2,8 +2,9 @@
  * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with 16-byte loads.
  * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. Weights that read the same x share one
  * dispatch: stacked (q, k and v, each with its own output; `gemvStackInto`) or as a SwiGLU pair (gate and up,
- * `gemvSwigluInto`). NF4 weights are read with their scales as stored, double-quantised ones included, so
- * decoding never widens an absmax buffer.
+ * `gemvSwigluInto`). NF4 scales are read as given: f32 (compute/nf4.ts widens a double-quantised weight's once
+ * for decoding) or bitsandbytes' 8-bit double quantisation as stored. Where the device has subgroups, a row's
+ * lanes sum across one.
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
@@ -194,8 +195,9 @@ function largestPowerOfTwoAtMost(v: number): number {
  * bench/results/h200-2026-11-28n-sweeps.txt) and for long NF4 rows (256+ chunks: Qwen's down, where x does not
  * fit workgroup memory and only 112 workgroups of 32 rows keep its staging cheap; 512 threads of 2 rows each put
  * twice the loads in flight, 31.4 against 37.1 us with 256 threads of 4 rows, bench/results/h200-2026-11-28x-*);
- * more rows per thread as the row count grows. Very short rows get fewer lanes (about four chunks each), down to
- * one.
+ * more rows per thread as the row count grows, half as many for a SwiGLU pair, whose threads accumulate both
+ * weights' rows (Qwen's gate+up 51.4 against 50.0 us with subgroups, bench/results/h200-2026-11-28ag-sweep.txt).
+ * Very short rows get fewer lanes (about four chunks each), down to one.
  */
 export function gemvLayout(
   n: number,
