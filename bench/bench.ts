@@ -22,7 +22,7 @@ import {
   quantizeNf4,
 } from "../compute/nf4.ts";
 import { fillNormal } from "../compute/random.ts";
-import { initRuntime, type KernelTime, type Runtime } from "../compute/runtime.ts";
+import { initRuntime, type KernelSpec, type KernelTime, Params, type Runtime } from "../compute/runtime.ts";
 import { coldCopies, timeCalls } from "../compute/timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
@@ -110,6 +110,58 @@ function linearShapes(
   ]);
 }
 
+/** Threads of a streaming-read workgroup (bench/read_bandwidth.wgsl's WG). */
+const READ_WG = 256;
+
+/**
+ * The memory ceiling as WGSL reaches it: a streaming read (16-byte loads, weights from memory as the GEMV rows
+ * read them) of buffers the size of Qwen's gate/up NF4 weight, the best over grid sizes and loads in flight per
+ * thread. The NF4 GEMV's ratio to it says how much of what this stack can read the kernel gets.
+ */
+async function readBandwidth(rt: Runtime): Promise<void> {
+  const bytes = quick ? 2 ** 21 : (18944 * 3584) / 2;
+  const vec4s = bytes / 16;
+  const copies = Array.from({ length: coldCopies(bytes) }, (_, i) => randomTensor([bytes / 4], 7 + i));
+  const sink = keep(empty([vec4s], "u32", "bench"));
+  // Grids of 4, 8 and 16 workgroups per SM of an H100/H200, and one that reads the buffer in one pass.
+  const sms = 132;
+  let best = { gbps: 0, note: "" };
+  for (const unroll of [1, 4, 8]) {
+    const spec: KernelSpec = {
+      file: new URL("./read_bandwidth.wgsl", import.meta.url),
+      entry: "main",
+      bindings: ["read", "write"],
+      defines: {
+        UNROLL: unroll,
+        LOADS: Array.from(
+          { length: unroll },
+          (_, j) => `    acc ^= src[min(i + ${j}u * threads, p.n - 1u)];`,
+        ).join("\n"),
+      },
+    };
+    for (const groups of [4 * sms, 8 * sms, 16 * sms, Math.ceil(vec4s / READ_WG / unroll)]) {
+      let turn = 0;
+      const ms = await timeCalls(rt, () => {
+        const src = copies[turn++ % copies.length];
+        rt.dispatch(spec, new Params().u32(vec4s), [src.range, sink.range], groups);
+      }, 3);
+      const gbps = bytes / ms / 1e6;
+      if (gbps > best.gbps) {
+        best = { gbps, note: `${(ms * 1000).toFixed(1)} us; ${groups} workgroups, ${unroll} loads a step` };
+      }
+    }
+  }
+  record({
+    suite: "micro",
+    name: `WGSL streaming read ${(bytes / 2 ** 20).toFixed(1)} MiB, best layout`,
+    value: best.gbps,
+    unit: "GB/s",
+    note: best.note,
+  });
+  copies.forEach((c) => c.dispose());
+  sink.dispose();
+}
+
 async function micro(rt: Runtime): Promise<void> {
   // Copy bandwidth (bytes read + written), the memory ceiling the GEMV is judged against.
   const n = Math.min((quick ? 16 : 256) * 2 ** 20, Math.floor(rt.gpu.maxBindingSize / 4 / 2 ** 20) * 2 ** 20);
@@ -122,6 +174,8 @@ async function micro(rt: Runtime): Promise<void> {
     unit: "GB/s",
   });
   src.dispose();
+
+  await readBandwidth(rt);
 
   const gemms: [string, number, number, number, boolean][] = [
     ["gemm 4096^3 f32", 4096, 4096, 4096, false],
@@ -782,6 +836,13 @@ if (torchFile) {
       torch.copy_gbps,
       "target >= 0.75",
     ],
+    [
+      "NF4 GEMV gate+up pair as decoded vs WGSL streaming read",
+      find("nf4 (scales widened) gemv gate+up"),
+      find("WGSL streaming read"),
+      "",
+    ],
+    ["WGSL streaming read vs torch copy bandwidth", find("WGSL streaming read"), torch.copy_gbps, ""],
     [
       "full-FT step: torch fp32 ms / ours ms",
       torch.full_ft_step_ms,
