@@ -132,6 +132,7 @@ async function readBandwidth(rt: Runtime): Promise<void> {
       entry: "main",
       bindings: ["read", "write"],
       defines: {
+        WG: READ_WG,
         UNROLL: unroll,
         LOADS: Array.from(
           { length: unroll },

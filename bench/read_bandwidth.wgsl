@@ -10,7 +10,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> sink: array<u32>;
 
-const WG: u32 = 256u;
+const WG: u32 = {{WG}}u;
 const UNROLL: u32 = {{UNROLL}}u;
 
 @compute @workgroup_size(WG)
