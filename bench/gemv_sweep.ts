@@ -2,9 +2,10 @@
  * `deno run -A bench/gemv_sweep.ts`: GPU time (timestamp queries) of the decode GEMV in every layout
  * (compute/gemv.ts's GEMV_LAYOUTS) at the seed models' shapes, for choosing gemvLayout's rule on a new GPU.
  * Prints GB/s of weight bytes per (shape, layout), the default layout marked; --quick: small shapes (a smoke
- * test on the CPU driver); --shape I: only the I-th shape (11 and 13: q/k/v stacked in one dispatch, 12 and 14:
- * gate/up as a SwiGLU pair; "nf4" has f32 scales, as decoding widens them); --rms: x RMS-normalised in the
- * product, as decoding does ahead of q/k/v and gate/up. Each run reads
+ * test on the CPU driver); --shape I[,J...]: only those shapes (11 and 13: q/k/v stacked in one dispatch, 12 and
+ * 14: gate/up as a SwiGLU pair; "nf4" has f32 scales, as decoding widens them); --rms: x RMS-normalised in the
+ * product, as decoding does ahead of q/k/v and gate/up; --pairs C[,C...]: NF4 layouts with each of these copies
+ * of the f16 level-pair table ("default" for gemv.ts's choice, 0 for f32 levels; default "default,0"). Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -59,7 +60,17 @@ const SHAPES: Shape[] = Deno.args.includes("--quick")
   ];
 
 const rms = Deno.args.includes("--rms");
-const only = Deno.args.includes("--shape") ? Number(Deno.args[Deno.args.indexOf("--shape") + 1]) : null;
+/** The list after a flag, comma-separated, or null without the flag. */
+function listArg(flag: string): string[] | null {
+  return Deno.args.includes(flag) ? Deno.args[Deno.args.indexOf(flag) + 1].split(",") : null;
+}
+const only = listArg("--shape")?.map(Number) ?? null;
+const pairCopies = (listArg("--pairs") ?? ["default", "0"]).map((
+  c,
+) => (c === "default" ? undefined : Number(c)));
+const layouts = GEMV_LAYOUTS.filter((l) =>
+  listArg("--layouts")?.includes(`${l.threads}/${l.lanes}/${l.rowsPerThread}`) ?? true
+);
 
 /** A random weight [n, k] stored as `storage`: a GEMV source, the bytes it holds, its release. */
 async function weight(storage: Storage, n: number, k: number, seed: number) {
@@ -77,7 +88,7 @@ async function weight(storage: Storage, n: number, k: number, seed: number) {
 
 const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
-for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[only]]) {
+for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i) => SHAPES[i])) {
   const gemvStorage: GemvWeight = storage === "nf4-double" ? "nf4" : storage;
   const x = fillNormal(keep(empty([1, k])), 2, 1);
   const normWeight = fillNormal(keep(empty([k])), 3, 1);
@@ -106,16 +117,27 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : [SHAPES[onl
   const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage, combine);
   const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}${rms ? " rms" : ""}`;
   const results: string[] = [];
-  for (const layout of GEMV_LAYOUTS) {
-    const ms = await timeCalls(rt, () => run(layout), 3);
-    const mark = layout.threads === chosen.threads && layout.lanes === chosen.lanes &&
-        layout.rowsPerThread === chosen.rowsPerThread
-      ? " *"
-      : "";
-    results.push(
-      `${name} threads ${layout.threads} lanes ${layout.lanes} rows ${layout.rowsPerThread}: ` +
-        `${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`,
-    );
+  const tables = gemvStorage === "nf4" ? pairCopies : [undefined];
+  for (const copies of tables) {
+    for (const layout of layouts) {
+      const table = gemvStorage === "nf4" ? ` pairs ${copies ?? "default"}` : "";
+      const label =
+        `${name} threads ${layout.threads} lanes ${layout.lanes} rows ${layout.rowsPerThread}${table}`;
+      let ms: number;
+      try {
+        ms = await timeCalls(rt, () => run({ ...layout, pairCopies: copies }), 3);
+      } catch (e) {
+        // An explicit table too large for this layout's workgroup memory.
+        if (!(e instanceof RangeError)) throw e;
+        results.push(`${label}: ${e.message}`);
+        continue;
+      }
+      const mark = layout.threads === chosen.threads && layout.lanes === chosen.lanes &&
+          layout.rowsPerThread === chosen.rowsPerThread && copies === undefined
+        ? " *"
+        : "";
+      results.push(`${label}: ${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`);
+    }
   }
   console.log(results.join("\n"));
   copies.forEach((c) => c.release());

@@ -3,11 +3,12 @@
  * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. Weights that read the same x share one
  * dispatch: stacked (q, k and v, each with its own output; `gemvStackInto`) or as a SwiGLU pair (gate and up,
  * `gemvSwigluInto`). NF4 scales are read as given: f32 (compute/nf4.ts widens a double-quantised weight's once
- * for decoding) or bitsandbytes' 8-bit double quantisation as stored. Where the device has subgroups, a row's
- * lanes sum across one.
+ * for decoding) or bitsandbytes' 8-bit double quantisation as stored; NF4 levels come from an f32 table, one
+ * code at a time, or (long rows, Qwen's down) from a table of f16 level pairs, a byte of codes at a time. Where
+ * the device has subgroups, a row's lanes sum across one.
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
-import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
+import { NF4_LEVEL_F16_WGSL, NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 
 const FILE = new URL("./gemv.wgsl", import.meta.url);
@@ -28,16 +29,59 @@ export interface GemvLayout {
   threads: number;
   lanes: number;
   rowsPerThread: number;
+  /**
+   * NF4 only: copies of the f16 level-pair table in workgroup memory (see NF4_PAIR_DOT), or 0 (the default) for
+   * f32 levels looked up one code at a time.
+   */
+  pairCopies?: number;
 }
 
 const CHUNK: Record<GemvWeight, number> = { f32: 4, f16: 8, nf4: 32 };
 
 /** One NF4 word (8 codes) against the 8 x values it multiplies; codes are in bitsandbytes' nibble order. */
-const NF4_WORD_DOT = `fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
+const NF4_LEVEL_DOT = `var<workgroup> nf4_table: array<f32, 16>;
+fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
   let lo = vec4f(nf4_table[(word >> 4u) & 15u], nf4_table[word & 15u], nf4_table[(word >> 12u) & 15u], nf4_table[(word >> 8u) & 15u]);
   let hi = vec4f(nf4_table[(word >> 20u) & 15u], nf4_table[(word >> 16u) & 15u], nf4_table[(word >> 28u) & 15u], nf4_table[(word >> 24u) & 15u]);
   return dot(lo, xa) + dot(hi, xb);
 }`;
+
+/** Memory banks of workgroup memory (NVIDIA, AMD and Intel GPUs have 32 of 4 bytes). */
+const BANKS = 32;
+
+/** Copies of the pair table for long NF4 rows: 16 left x bigger segments and beat 32 (28.0 against 29.5 us). */
+const LONG_ROW_PAIR_COPIES = 16;
+
+/**
+ * The same product with half the table lookups: one per byte of codes, which yields both of its levels as two f16
+ * (bitsandbytes' order: the high nibble is the first weight), at the cost of the levels' rounding to f16
+ * (relative error at most 2^-11; bitsandbytes' own GEMV rounds them to the compute dtype, bf16 in the seed). The
+ * 256 pairs are stored PAIR_COPIES times, interleaved, and thread t reads copy t % PAIR_COPIES: with a copy per
+ * bank a warp's 32 lookups never meet in one bank whatever its bytes are, with half as many two lanes may.
+ * Measured on an H200 (bench/results/h200-2026-11-28{ao,as}-sweep-*): faster only for long rows, Qwen's down
+ * 31.9 → 28.0 us with 16 copies; slower for gate/up and q/k/v (50 → 58–66 us, 14 → 26 us), where a workgroup's
+ * rows are short, so the table's fill and workgroup memory (fewer resident workgroups) cost more than the
+ * lookups save.
+ */
+const NF4_PAIR_DOT = `var<workgroup> nf4_pairs: array<u32, 256 * PAIR_COPIES>;
+var<private> pair_copy: u32;
+fn byte_levels(word: u32, shift: u32) -> vec2f {
+  return unpack2x16float(nf4_pairs[((word >> shift) & 255u) * PAIR_COPIES + pair_copy]);
+}
+fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
+  return dot(vec4f(byte_levels(word, 0u), byte_levels(word, 8u)), xa) +
+    dot(vec4f(byte_levels(word, 16u), byte_levels(word, 24u)), xb);
+}`;
+
+/**
+ * WGSL that fills the pair table: each of the 256 pairs is built once and stored in every copy, each thread
+ * starting at another copy so a warp's stores hit distinct banks.
+ */
+const NF4_PAIR_TABLE_FILL = `  pair_copy = tid % PAIR_COPIES;
+  for (var e = tid; e < 256u; e += WG) {
+    let pair = nf4_level_f16(e >> 4u) | (nf4_level_f16(e & 15u) << 16u);
+    for (var c = 0u; c < PAIR_COPIES; c++) { nf4_pairs[e * PAIR_COPIES + (c + e) % PAIR_COPIES] = pair; }
+  }`;
 
 /**
  * How a storage of NF4 scales is read: WGSL all sources share (the `Scale` a chunk load carries and
@@ -82,7 +126,7 @@ fn load_scale_${s}(c: u32) -> Scale {
 };
 
 /** WGSL of what every source of a storage shares: the chunk's size, x's slice of it and their dot product. */
-function chunkDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null): string {
+function chunkDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null, pairCopies: number): string {
   if (storage === "f32") {
     return `const CHUNK: u32 = 4u;
 const VPC: u32 = 1u;
@@ -102,12 +146,13 @@ fn chunk_dot(w: Chunk, xs: Slice) -> f32 {
     dot(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), xs.b);
 }`;
   }
+  const levels = pairCopies > 0
+    ? `const PAIR_COPIES: u32 = ${pairCopies}u;\n${NF4_LEVEL_F16_WGSL}\n${NF4_PAIR_DOT}`
+    : `${NF4_LEVEL_WGSL}\n${NF4_LEVEL_DOT}`;
   return `const CHUNK: u32 = 32u;
 const VPC: u32 = 8u;
 ${NF4_SCALES[scales!].shared}
-${NF4_LEVEL_WGSL}
-var<workgroup> nf4_table: array<f32, 16>;
-${NF4_WORD_DOT}
+${levels}
 struct Slice { v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, v4: vec4f, v5: vec4f, v6: vec4f, v7: vec4f }
 struct Chunk { w: vec4<u32>, scale: Scale }
 fn chunk_x(i: u32) -> Slice {
@@ -159,6 +204,7 @@ function bySource(signature: string, sources: number, call: (s: number) => strin
 function sourcesDecl(
   storage: GemvWeight,
   scales: Nf4Scales["kind"] | null,
+  pairCopies: number,
   sources: number,
   outputs: number,
   first: number,
@@ -170,7 +216,7 @@ function sourcesDecl(
     (_, s) => `@group(0) @binding(${first + sources * per + s}) var<storage, read_write> y${s}: array<f32>;`,
   );
   return [
-    chunkDecl(storage, scales),
+    chunkDecl(storage, scales, pairCopies),
     ...decls,
     ...ys,
     bySource(
@@ -194,7 +240,8 @@ function largestPowerOfTwoAtMost(v: number): number {
  * threads per row keep the GPU busy; Qwen's k/v 512 x 3584 NF4 8.5 against 9.8 us with 16 lanes,
  * bench/results/h200-2026-11-28n-sweeps.txt) and for long NF4 rows (256+ chunks: Qwen's down, where x does not
  * fit workgroup memory and only 112 workgroups of 32 rows keep its staging cheap; 512 threads of 2 rows each put
- * twice the loads in flight, 31.4 against 37.1 us with 256 threads of 4 rows, bench/results/h200-2026-11-28x-*);
+ * twice the loads in flight, 31.4 against 37.1 us with 256 threads of 4 rows, bench/results/h200-2026-11-28x-*;
+ * and 16 copies of the f16 level-pair table, see NF4_PAIR_DOT);
  * more rows per thread as the row count grows, half as many for a SwiGLU pair, whose threads accumulate both
  * weights' rows (Qwen's gate+up 51.4 against 50.0 us with subgroups, bench/results/h200-2026-11-28ag-sweep.txt).
  * Very short rows get fewer lanes (about four chunks each), down to one.
@@ -209,7 +256,7 @@ export function gemvLayout(
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
-  if (longNf4) return { threads: 512, lanes, rowsPerThread: 2 };
+  if (longNf4) return { threads: 512, lanes, rowsPerThread: 2, pairCopies: LONG_ROW_PAIR_COPIES };
   // A SwiGLU pair's thread already accumulates two weights' rows.
   const rowsPerThread = (n >= 32768 ? 4 : n >= 8192 ? 2 : 1) / (combine === "swiglu" && n >= 8192 ? 2 : 1);
   return { threads: 256, lanes, rowsPerThread };
@@ -279,6 +326,8 @@ interface Variant {
   sources: number;
   /** The subgroup width the kernel is written for (rt().subgroups), null without subgroups. */
   subgroups: number | null;
+  /** Copies of the NF4 level-pair table, 0 for f32 levels (and for other storages). */
+  pairCopies: number;
 }
 
 /** Whether a row's lanes sit in one subgroup, so their partial sums meet in registers. */
@@ -294,7 +343,13 @@ function reservedBytes(v: Variant): number {
     : threads * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
   const codeTables = v.scales === "double" ? 256 * 4 * v.sources : 0;
   const reduceSlots = v.subgroups === null ? threads : Math.ceil(threads / v.subgroups);
-  return partials + codeTables + reduceSlots * 8;
+  return partials + codeTables + reduceSlots * 8 + v.pairCopies * 256 * 4;
+}
+
+/** Whether a variant's workgroup memory leaves room for x: all of it, or a chunk per lane. */
+function leavesRoomForX(v: Variant, k: number): boolean {
+  const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
+  return reservedBytes(v) + Math.min(k, v.layout.lanes * CHUNK[v.storage]) * 4 <= limit;
 }
 
 const segments = new Map<string, number>();
@@ -396,9 +451,9 @@ const kernels = new Map<string, KernelSpec>();
 
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
 function kernel(v: Variant, segment: number): KernelSpec {
-  const { layout, storage, scales, norm, combine, sources } = v;
+  const { layout, storage, scales, norm, combine, sources, pairCopies } = v;
   const key =
-    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}|${v.subgroups}`;
+    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}|${v.subgroups}|${pairCopies}`;
   let spec = kernels.get(key);
   if (!spec) {
     const swiglu = combine === "swiglu";
@@ -433,10 +488,13 @@ function kernel(v: Variant, segment: number): KernelSpec {
         SOURCES: sources,
         STACKED: swiglu ? 1 : sources,
         PARTS: swiglu ? 2 : 1,
-        W_DECL: sourcesDecl(storage, scales, sources, outputs, 3 + normBindings),
+        W_DECL: sourcesDecl(storage, scales, pairCopies, sources, outputs, 3 + normBindings),
         // The tables are read after the barrier that opens the first segment.
         PROLOGUE: storage === "nf4"
-          ? [`  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }`, ...prologues].join("\n")
+          ? [
+            pairCopies > 0 ? NF4_PAIR_TABLE_FILL : `  if (tid < 16u) { nf4_table[tid] = nf4_level(tid); }`,
+            ...prologues,
+          ].join("\n")
           : "",
         ACC_DECL: [
           ...rows.map((r) => `  let row${r} = min(first_row + local_row + ${r}u, last);`),
@@ -518,15 +576,35 @@ function variantOf(
       }`,
     );
   }
-  return {
-    layout: options.layout ?? gemvLayout(rows, k, storage, combine),
+  const layout = options.layout ?? gemvLayout(rows, k, storage, combine);
+  const v: Variant = {
+    layout,
     storage,
     scales,
     norm: options.norm?.kind ?? "none",
     combine,
     sources: sources.length,
     subgroups: rt().subgroups,
+    pairCopies: 0,
   };
+  if (storage !== "nf4") return v;
+  let copies = layout.pairCopies ?? 0;
+  if (!Number.isInteger(Math.log2(copies || 1)) || copies > BANKS) {
+    throw new RangeError(
+      `gemv: ${copies} copies of the NF4 pair table: use 0 or a power of two up to ${BANKS}`,
+    );
+  }
+  // The default layout's table shrinks to what the device's workgroup memory has room for; a given one is refused.
+  while (options.layout === undefined && copies > 0 && !leavesRoomForX({ ...v, pairCopies: copies }, k)) {
+    copies = copies === 1 ? 0 : copies / 2;
+  }
+  if (!leavesRoomForX({ ...v, pairCopies: copies }, k)) {
+    throw new RangeError(
+      `gemv: ${copies} copies of the NF4 pair table leave no room for x in this device's ` +
+        `${rt().gpu.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory: use fewer`,
+    );
+  }
+  return { ...v, pairCopies: copies };
 }
 
 /** Whether one dispatch can bind these sources on this device (else call them in smaller stacks). */

@@ -12,25 +12,7 @@ import { assertDType, empty, keep, shapeString, type Tensor, tensor } from "./te
 
 const FILE = new URL("./nf4.wgsl", import.meta.url);
 
-/** The 16 NormalFloat levels, exactly bitsandbytes' table. */
-export const NF4_LEVELS = [
-  -1.0,
-  -0.6961928009986877,
-  -0.5250730514526367,
-  -0.39491748809814453,
-  -0.28444138169288635,
-  -0.18477343022823334,
-  -0.09105003625154495,
-  0.0,
-  0.07958029955625534,
-  0.16093020141124725,
-  0.24611230194568634,
-  0.33791524171829224,
-  0.44070982933044434,
-  0.5626170039176941,
-  0.7229568362236023,
-  1.0,
-] as const;
+export { NF4_LEVELS } from "./nf4_level.ts";
 
 export const NF4_BLOCK = 64;
 export const DOUBLE_QUANT_BLOCK = 256;

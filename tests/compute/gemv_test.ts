@@ -13,7 +13,7 @@ import {
 import { dequantizeNf4, disposeNf4, nf4Scales, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
 import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
-import { assertClose, gpuTestSubgroupVariants, randn } from "./harness.ts";
+import { assertClose, gpuTestSubgroupVariants, randn, withF16Levels } from "./harness.ts";
 
 /** float64 reference: y = W x + bias + y0. */
 function gemvRef(w: ArrayLike<number>, x: Float64Array, bias: Float64Array, y0: Float64Array): Float64Array {
@@ -43,6 +43,13 @@ interface Case {
   weight: Tensor | Nf4Weight;
   /** The weight as the kernel sees it, in f64 (rounded to f16, or dequantised). */
   exact: ArrayLike<number>;
+  /** NF4: the weight dequantised with its levels rounded to f16, as the kernel reads it with a pair table. */
+  exactF16Levels?: ArrayLike<number>;
+}
+
+/** The weight as a dispatch in this layout sees it. */
+function seen(c: Case, layout: GemvLayout): ArrayLike<number> {
+  return layout.pairCopies ? c.exactF16Levels! : c.exact;
 }
 
 async function makeCases(n: number, k: number, seed: number): Promise<Case[]> {
@@ -56,7 +63,13 @@ async function makeCases(n: number, k: number, seed: number): Promise<Case[]> {
   for (const double of [false, true]) {
     const q = await quantizeNf4(f32, double);
     const deq = dequantizeNf4(q);
-    cases.push({ storage: double ? "nf4-double" : "nf4", weight: q, exact: await deq.read() });
+    const exact = await deq.read();
+    cases.push({
+      storage: double ? "nf4-double" : "nf4",
+      weight: q,
+      exact,
+      exactF16Levels: withF16Levels(exact),
+    });
     deq.dispose();
   }
   return cases;
@@ -119,7 +132,8 @@ function dispose(c: Case): void {
 }
 
 gpuTestSubgroupVariants(
-  "gemv: every layout, every weight storage (f32, f16, NF4, double-quantised NF4) vs f64, with bias and accumulation",
+  "gemv: every layout, every weight storage (f32, f16, NF4, double-quantised NF4; NF4 with the f16 level-pair " +
+    "table and with f32 levels) vs f64, with bias and accumulation",
   async () => {
     // 77 rows: no layout's rows per workgroup divides it; K = 1024: 32 NF4 chunks, uneven over most lane counts.
     const [n, k] = [77, 1024];
@@ -130,17 +144,19 @@ gpuTestSubgroupVariants(
     const x = keep(tensor(Float32Array.from(xData), [1, k]));
     const bias = keep(tensor(Float32Array.from(biasData), [n]));
     for (const c of cases) {
-      const want = gemvRef(c.exact, xData, biasData, y0);
-      for (const layout of [...GEMV_LAYOUTS, gemvLayout(n, k, storageOf(c))]) {
-        const y = keep(tidy(() => tensor(Float32Array.from(y0), [n])));
-        run(c, x, bias, y, n, k, layout);
-        assertClose(
-          `${c.storage} lanes ${layout.lanes} rows ${layout.rowsPerThread}`,
-          await y.toArray(),
-          want,
-          1e-5,
-        );
-        y.dispose();
+      for (const pairCopies of c.exactF16Levels ? [0, 1, 8] : [undefined]) {
+        const want = gemvRef(pairCopies ? c.exactF16Levels! : c.exact, xData, biasData, y0);
+        for (const layout of [...GEMV_LAYOUTS, gemvLayout(n, k, storageOf(c))]) {
+          const y = keep(tidy(() => tensor(Float32Array.from(y0), [n])));
+          run(c, x, bias, y, n, k, { ...layout, pairCopies });
+          assertClose(
+            `${c.storage} lanes ${layout.lanes} rows ${layout.rowsPerThread} pair copies ${pairCopies ?? 0}`,
+            await y.toArray(),
+            want,
+            1e-5,
+          );
+          y.dispose();
+        }
       }
       dispose(c);
     }
@@ -162,7 +178,8 @@ gpuTestSubgroupVariants(
       for (const c of cases) {
         const y = keep(tensor(Float32Array.from(y0), [n]));
         run(c, x, bias, y, n, k);
-        assertClose(`${c.storage} ${n}x${k}`, await y.toArray(), gemvRef(c.exact, xData, biasData, y0), 1e-5);
+        const want = gemvRef(seen(c, gemvLayout(n, k, storageOf(c))), xData, biasData, y0);
+        assertClose(`${c.storage} ${n}x${k}`, await y.toArray(), want, 1e-5);
         y.dispose();
         dispose(c);
       }
@@ -193,7 +210,7 @@ gpuTestSubgroupVariants(
         [{ kind: "gelu" }, (v) => gelu(v)],
       ];
       for (const c of cases) {
-        const product = gemvRef(c.exact, xData, biasData, zeros);
+        const product = gemvRef(seen(c, gemvLayout(n, k, storageOf(c))), xData, biasData, zeros);
         for (const [epilogue, apply] of epilogues) {
           const y = keep(tensor(new Float32Array(n), [n]));
           run(c, x, bias, y, n, k, undefined, epilogue, false);
@@ -236,7 +253,7 @@ gpuTestSubgroupVariants(
           assertClose(
             `${c.storage} ${n}x${k} ${norm.kind}`,
             await y.toArray(),
-            gemvRef(c.exact, normed, biasData, zeros),
+            gemvRef(seen(c, gemvLayout(n, k, storageOf(c))), normed, biasData, zeros),
             1e-5,
           );
           y.dispose();

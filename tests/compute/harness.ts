@@ -5,6 +5,8 @@
  */
 import { backward, clearTape } from "../../compute/autograd.ts";
 import { fill, fillBits } from "../../compute/elementwise.ts";
+import { NF4_BLOCK } from "../../compute/nf4.ts";
+import { NF4_LEVELS, NF4_LEVELS_F16 } from "../../compute/nf4_level.ts";
 import { initRuntime, rt } from "../../compute/runtime.ts";
 import { seededRandom } from "../../lib/generate/sampling.ts";
 import { empty, keep, setPoisonOnAlloc, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
@@ -213,4 +215,24 @@ export function counterPair(n: number): [Tensor, Tensor] {
   fill(x, 0);
   fill(y, 1);
   return [x, y];
+}
+
+/**
+ * A dequantised NF4 weight with its levels rounded to f16, as the GEMV's level-pair table reads them. A block's
+ * scale is its largest magnitude (its absmax element's code is ±1); each element's level is the one nearest to
+ * element / scale.
+ */
+export function withF16Levels(dequantised: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(dequantised.length);
+  for (let b = 0; b < out.length; b += NF4_BLOCK) {
+    const block = Array.from({ length: Math.min(NF4_BLOCK, out.length - b) }, (_, i) => dequantised[b + i]);
+    const scale = Math.max(...block.map(Math.abs));
+    for (const [i, v] of block.entries()) {
+      if (scale === 0) continue;
+      const distance = (c: number) => Math.abs(v / scale - NF4_LEVELS[c]);
+      const code = NF4_LEVELS.reduce<number>((best, _, c) => (distance(c) < distance(best) ? c : best), 0);
+      out[b + i] = NF4_LEVELS_F16[code] * scale;
+    }
+  }
+  return out;
 }
