@@ -589,7 +589,8 @@ function variantOf(
   };
   if (storage !== "nf4") return v;
   let copies = layout.pairCopies ?? 0;
-  if (!Number.isInteger(Math.log2(copies || 1)) || copies > BANKS) {
+  if (copies === 0) return v;
+  if (!(Number.isInteger(copies) && copies > 0 && copies <= BANKS && (copies & (copies - 1)) === 0)) {
     throw new RangeError(
       `gemv: ${copies} copies of the NF4 pair table: use 0 or a power of two up to ${BANKS}`,
     );
@@ -598,7 +599,7 @@ function variantOf(
   while (options.layout === undefined && copies > 0 && !leavesRoomForX({ ...v, pairCopies: copies }, k)) {
     copies = copies === 1 ? 0 : copies / 2;
   }
-  if (!leavesRoomForX({ ...v, pairCopies: copies }, k)) {
+  if (copies > 0 && !leavesRoomForX({ ...v, pairCopies: copies }, k)) {
     throw new RangeError(
       `gemv: ${copies} copies of the NF4 pair table leave no room for x in this device's ` +
         `${rt().gpu.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory: use fewer`,

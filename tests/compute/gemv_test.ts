@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import {
   GEMV_LAYOUTS,
   type GemvEpilogue,
@@ -11,9 +12,10 @@ import {
   type GemvWeight,
 } from "../../compute/gemv.ts";
 import { dequantizeNf4, disposeNf4, nf4Scales, type Nf4Weight, quantizeNf4 } from "../../compute/nf4.ts";
+import { rt } from "../../compute/runtime.ts";
 import { keep, type Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
-import { assertClose, gpuTestSubgroupVariants, randn, withF16Levels } from "./harness.ts";
+import { assertClose, gpuTest, gpuTestSubgroupVariants, randn, withF16Levels } from "./harness.ts";
 
 /** float64 reference: y = W x + bias + y0. */
 function gemvRef(w: ArrayLike<number>, x: Float64Array, bias: Float64Array, y0: Float64Array): Float64Array {
@@ -358,5 +360,31 @@ gpuTestSubgroupVariants(
       dispose(up);
     }
     for (const t of [x, w, b, bias]) t.dispose();
+  },
+);
+
+gpuTest(
+  "gemv: a pair table of copies that are not a power of two up to 32, or that leave x no room, is refused",
+  async () => {
+    const [n, k] = [8, 256];
+    const [unused, c] = await decodeCases(n, k, 140);
+    dispose(unused);
+    const x = keep(tensor(new Float32Array(k), [1, k]));
+    const bias = keep(tensor(new Float32Array(n), [n]));
+    const y = keep(tensor(new Float32Array(n), [n]));
+    const layout = { threads: 256, lanes: 16, rowsPerThread: 1 };
+    for (const pairCopies of [3, 0.5, -2, 64]) {
+      assert.throws(() => run(c, x, bias, y, n, k, { ...layout, pairCopies }), /power of two up to 32/);
+    }
+    // A table as big as the device's whole workgroup memory leaves x no room.
+    const tooMany = 2 ** Math.ceil(Math.log2(rt().gpu.device.limits.maxComputeWorkgroupStorageSize / 1024));
+    if (tooMany <= 32) {
+      assert.throws(
+        () => run(c, x, bias, y, n, k, { ...layout, pairCopies: tooMany }),
+        /leave no room for x/,
+      );
+    }
+    dispose(c);
+    for (const t of [x, bias, y]) t.dispose();
   },
 );
