@@ -65,9 +65,7 @@ function listArg(flag: string): string[] | null {
   return Deno.args.includes(flag) ? Deno.args[Deno.args.indexOf(flag) + 1].split(",") : null;
 }
 const only = listArg("--shape")?.map(Number) ?? null;
-const pairCopies = (listArg("--pairs") ?? ["default", "0"]).map((
-  c,
-) => (c === "default" ? undefined : Number(c)));
+const pairCopies = (listArg("--pairs") ?? ["0", "16"]).map(Number);
 const layouts = GEMV_LAYOUTS.filter((l) =>
   listArg("--layouts")?.includes(`${l.threads}/${l.lanes}/${l.rowsPerThread}`) ?? true
 );
@@ -120,7 +118,7 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i
   const tables = gemvStorage === "nf4" ? pairCopies : [undefined];
   for (const copies of tables) {
     for (const layout of layouts) {
-      const table = gemvStorage === "nf4" ? ` pairs ${copies ?? "default"}` : "";
+      const table = gemvStorage === "nf4" ? ` pairs ${copies}` : "";
       const label =
         `${name} threads ${layout.threads} lanes ${layout.lanes} rows ${layout.rowsPerThread}${table}`;
       let ms: number;
@@ -133,7 +131,7 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i
         continue;
       }
       const mark = layout.threads === chosen.threads && layout.lanes === chosen.lanes &&
-          layout.rowsPerThread === chosen.rowsPerThread && copies === undefined
+          layout.rowsPerThread === chosen.rowsPerThread && (copies ?? 0) === (chosen.pairCopies ?? 0)
         ? " *"
         : "";
       results.push(`${label}: ${(ms * 1000).toFixed(1)} us ${(bytes / ms / 1e6).toFixed(0)} GB/s${mark}`);
