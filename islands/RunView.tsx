@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type uPlotType from "uplot";
 import type { MetricRow, RunRecord, RunStatus, SampleRow } from "../lib/store/mod.ts";
+import { shownAnswer } from "../lib/report/answer.ts";
 import { etaMs, formatBytes, formatDuration, formatNumber, formatTime } from "./_format.ts";
 import { ProgressBar } from "./RunsTable.tsx";
 
@@ -203,7 +204,7 @@ export default function RunView(props: RunViewProps) {
                 <tr key={`${s.step}-${i}`}>
                   <td class="num">{s.step}</td>
                   <td class="text">{s.prompt}</td>
-                  <td class="text">{s.output}</td>
+                  <td class="text">{shownAnswer(s.output)}</td>
                 </tr>
               ))}
             </tbody>

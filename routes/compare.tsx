@@ -3,7 +3,7 @@
  * bar charts, example answers side by side, and CSV / Markdown downloads. Runs come from `?ids=`, set by the
  * checkboxes on the Runs page or the picker here.
  */
-import { formatDuration } from "../lib/report/mod.ts";
+import { formatDuration, shownAnswer } from "../lib/report/mod.ts";
 import { answerPairs, isComparable, parseRunIds, summaries } from "../lib/lab/compare.ts";
 import type { RunSummary } from "../lib/report/mod.ts";
 import type { LabRoutes } from "../lib/server/routes.ts";
@@ -157,8 +157,8 @@ export default function routes({ app, lab, page }: LabRoutes) {
                     <tr key={i}>
                       <td class="text">{pair.prompt}</td>
                       <td class="text">{pair.reference}</td>
-                      <td class="text">{pair.before ?? "—"}</td>
-                      <td class="text">{pair.after}</td>
+                      <td class="text">{pair.before === null ? "—" : shownAnswer(pair.before)}</td>
+                      <td class="text">{shownAnswer(pair.after)}</td>
                     </tr>
                   ))}
                 </tbody>

@@ -3,6 +3,7 @@
  * on the dataset's held-out split (the split training makes with the same --limit and --split-seed), scored
  * with BLEU (sacreBLEU 13a) and METEOR (nltk, and the Russian-aware meteor_ru); answers are kept per example.
  */
+import { shownAnswer } from "../report/answer.ts";
 import { evaluateModel } from "../eval/mod.ts";
 import { parseArgs, usage } from "./args.ts";
 import { resolveDataset, resolveModel } from "./resolve.ts";
@@ -41,7 +42,7 @@ export async function run(args: string[]): Promise<number> {
   });
   if (o.out) await Deno.writeTextFile(o.out, JSON.stringify(result, null, 2) + "\n");
   for (const ex of result.examples) {
-    console.error(`> ${ex.prompt}\n  reference: ${ex.reference}\n  model:     ${ex.output}`);
+    console.error(`> ${ex.prompt}\n  reference: ${ex.reference}\n  model:     ${shownAnswer(ex.output)}`);
   }
   console.error(
     `BLEU ${result.bleu.toFixed(2)}  METEOR ${result.meteor.toFixed(4)}  meteor_ru ${

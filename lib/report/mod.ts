@@ -9,3 +9,4 @@ export {
   reportMarkdown,
   validateRuns,
 } from "./report.ts";
+export { shownAnswer } from "./answer.ts";

@@ -5,6 +5,7 @@
  */
 import { stringify } from "csv-stringify/sync";
 import type { EvalResult, RunSummary } from "./types.ts";
+import { shownAnswer } from "./answer.ts";
 
 function checkNumber(value: unknown, where: string, min = -Infinity): void {
   if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
@@ -158,9 +159,9 @@ export function reportMarkdown(runs: readonly RunSummary[], options: MarkdownOpt
       const before = beforeByPrompt.get(example.prompt);
       lines.push(
         `| ${cell(example.prompt)} | ${cell(example.reference)} | ${
-          before === undefined ? "—" : cell(before)
+          before === undefined ? "—" : cell(shownAnswer(before))
         } | ` +
-          `${cell(example.output)} |`,
+          `${cell(shownAnswer(example.output))} |`,
       );
     }
   }

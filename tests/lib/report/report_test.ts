@@ -44,6 +44,15 @@ Deno.test("Markdown report: the seed's table and example answers side by side", 
   assert.ok(!markdown.includes("NaN"));
 });
 
+Deno.test("Markdown report: a blank answer is named, not an empty cell", () => {
+  const [run] = runs();
+  run.before = evalResult(0, 0, [" \n", "нет"]);
+  run.after = evalResult(0, 0, ["", "да"]);
+  const markdown = reportMarkdown([run], { examples: 2 });
+  assert.match(markdown, /\| Вопрос 0\? \| Ответ \\\| 0 \| \(empty answer\) \| \(empty answer\) \|/);
+  assert.match(markdown, /\| Вопрос 1\? \| Ответ \\\| 1 \| нет \| да \|/);
+});
+
 Deno.test("CSV report: one row per run with the full-precision numbers", () => {
   const rows = parse(reportCsv(runs()), { columns: true }) as Record<string, string>[];
   assert.equal(rows.length, 1);
