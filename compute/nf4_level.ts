@@ -46,12 +46,14 @@ export const NF4_LEVEL_WGSL = selectTree(
   NF4_LEVELS.map((l) => (Number.isInteger(l) ? l.toFixed(1) : String(l))),
 );
 
+const LEVELS_F16 = Float16Array.from(NF4_LEVELS);
+
 /** The levels rounded to f16 (to nearest, ties to even), as the decode GEMV's level-pair table holds them. */
-export const NF4_LEVELS_F16: readonly number[] = Array.from(Float16Array.from(NF4_LEVELS));
+export const NF4_LEVELS_F16: readonly number[] = Array.from(LEVELS_F16);
 
 /** `nf4_level_f16(code)`: the bits of the code's level rounded to f16, in the low half of a u32. */
 export const NF4_LEVEL_F16_WGSL = selectTree(
   "nf4_level_f16",
   "u32",
-  Array.from(new Uint16Array(Float16Array.from(NF4_LEVELS).buffer), (bits) => `${bits}u`),
+  Array.from(new Uint16Array(LEVELS_F16.buffer), (bits) => `${bits}u`),
 );

@@ -40,6 +40,43 @@ function layerNormRef(
   return x.map((v, i) => (v - mean) * std * w[i] + b[i]);
 }
 
+/** x RMS-normalised with weight w, in f64. */
+function rmsNormed(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+  const rstd = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + eps);
+  return x.map((v, i) => v * rstd * w[i]);
+}
+
+/**
+ * A fused norm's inputs from seeds seed.. seed + 3: x [1, k] with a mean (so LayerNorm's centring matters), the
+ * norm's weight and bias [k], a product bias [n]; as data and as tensors.
+ */
+function normInputs(n: number, k: number, seed: number) {
+  const xData = randn(k, seed, 3).map((v) => v + 0.5);
+  const wData = randn(k, seed + 1);
+  const bData = randn(k, seed + 2);
+  const biasData = randn(n, seed + 3);
+  const x = keep(tensor(Float32Array.from(xData), [1, k]));
+  const w = keep(tensor(Float32Array.from(wData), [k]));
+  const b = keep(tensor(Float32Array.from(bData), [k]));
+  const bias = keep(tensor(Float32Array.from(biasData), [n]));
+  return {
+    xData,
+    wData,
+    bData,
+    biasData,
+    x,
+    w,
+    b,
+    bias,
+    dispose: () => [x, w, b, bias].forEach((t) => t.dispose()),
+  };
+}
+
+/** SwiGLU's gate activation, in f64. */
+function silu(v: number): number {
+  return v / (1 + Math.exp(-v));
+}
+
 interface Case {
   storage: GemvWeight | "nf4-double";
   weight: Tensor | Nf4Weight;
@@ -205,7 +242,6 @@ gpuTestSubgroupVariants(
       const aux = keep(tensor(Float32Array.from(auxData), [n]));
       const zeros = new Float64Array(n);
       const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
-      const silu = (v: number) => v / (1 + Math.exp(-v));
       const epilogues: [GemvEpilogue, (v: number, r: number) => number][] = [
         [{ kind: "residual", residual: aux.range }, (v, r) => v + auxData[r]],
         [{ kind: "silu-gate", gate: aux.range }, (v, r) => silu(auxData[r]) * v],
@@ -233,18 +269,11 @@ gpuTestSubgroupVariants(
   async () => {
     for (const [n, k] of [[40, 512], [21, 16384]]) {
       const cases = await decodeCases(n, k, 41);
-      const xData = randn(k, 42, 3).map((v) => v + 0.5); // a mean, so LayerNorm's centring matters
-      const wData = randn(k, 43);
-      const bData = randn(k, 44);
-      const biasData = randn(n, 45);
-      const x = keep(tensor(Float32Array.from(xData), [1, k]));
-      const bias = keep(tensor(Float32Array.from(biasData), [n]));
-      const w = keep(tensor(Float32Array.from(wData), [k]));
-      const b = keep(tensor(Float32Array.from(bData), [k]));
+      const inputs = normInputs(n, k, 42);
+      const { xData, wData, bData, biasData, x, w, b, bias } = inputs;
       const eps = 1e-6;
-      const rms = 1 / Math.sqrt(xData.reduce((s, v) => s + v * v, 0) / k + eps);
       const norms: [GemvNorm, Float64Array][] = [
-        [{ kind: "rms", weight: w.range, eps }, xData.map((v, i) => v * rms * wData[i])],
+        [{ kind: "rms", weight: w.range, eps }, rmsNormed(xData, wData, eps)],
         [{ kind: "layer", weight: w.range, bias: b.range, eps }, layerNormRef(xData, wData, bData, eps)],
       ];
       const zeros = new Float64Array(n);
@@ -262,16 +291,10 @@ gpuTestSubgroupVariants(
         }
         dispose(c);
       }
-      for (const t of [x, bias, w, b]) t.dispose();
+      inputs.dispose();
     }
   },
 );
-
-/** x RMS-normalised with weight w, in f64. */
-function rmsNormed(x: Float64Array, w: Float64Array, eps: number): Float64Array {
-  const rstd = 1 / Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length + eps);
-  return x.map((v, i) => v * rstd * w[i]);
-}
 
 gpuTestSubgroupVariants(
   "gemv: stacked sources (q, k, v) in one dispatch vs f64: every storage and layout, uneven rows, a source " +
@@ -324,18 +347,11 @@ gpuTestSubgroupVariants(
     const [n, k] = [45, 256];
     const gates = await makeCases(n, k, 80);
     const ups = await makeCases(n, k, 81);
-    const xData = randn(k, 82, 3).map((v) => v + 0.5);
-    const wData = randn(k, 83);
-    const bData = randn(k, 84);
-    const biasData = randn(n, 85);
-    const x = keep(tensor(Float32Array.from(xData), [1, k]));
-    const w = keep(tensor(Float32Array.from(wData), [k]));
-    const b = keep(tensor(Float32Array.from(bData), [k]));
-    const bias = keep(tensor(Float32Array.from(biasData), [n]));
+    const inputs = normInputs(n, k, 82);
+    const { xData, wData, bData, biasData, x, w, b, bias } = inputs;
     const eps = 1e-5;
     const normed = layerNormRef(xData, wData, bData, eps);
     const zeros = new Float64Array(n);
-    const silu = (v: number) => v / (1 + Math.exp(-v));
     for (const [i, gate] of gates.entries()) {
       const up = ups[i];
       const g = gemvRef(gate.exact, normed, biasData, zeros);
@@ -359,7 +375,7 @@ gpuTestSubgroupVariants(
       dispose(gate);
       dispose(up);
     }
-    for (const t of [x, w, b, bias]) t.dispose();
+    inputs.dispose();
   },
 );
 
