@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Gpu, GpuDeviceError } from "../../compute/gpu.ts";
-import { initRuntime } from "../../compute/runtime.ts";
+import { initRuntime, type KernelSpec } from "../../compute/runtime.ts";
 import { workgroupReduceWgsl } from "../../compute/workgroup_reduce.ts";
 import { axpby, fill, full } from "../../compute/elementwise.ts";
 import { empty, keep, tidy } from "../../compute/tensor.ts";
@@ -25,6 +25,27 @@ gpuTest("runtime: a tensor over the device's binding limit is refused with the l
   assert.throws(() => empty([2, -3]), RangeError);
   assert.equal(rt.dispatchCount, before, "nothing was dispatched");
 });
+
+gpuTest(
+  "runtime: a spec rebuilt on every call finds its pipeline by content, a changed define gets its own",
+  async () => {
+    const rt = await initRuntime();
+    const file = new URL("../../compute/softmax.wgsl", import.meta.url);
+    const spec = (defines: Record<string, string | number>): KernelSpec => ({
+      file,
+      entry: "forward",
+      bindings: ["read", "write"],
+      defines,
+    });
+    const first = rt.pipeline(spec({ UNUSED: 1, OTHER: "a" }));
+    assert.equal(rt.pipeline(spec({ UNUSED: 1, OTHER: "a" })), first);
+    assert.equal(rt.pipeline(spec({ OTHER: "a", UNUSED: 1 })), first, "define order is irrelevant");
+    assert.notEqual(rt.pipeline(spec({ UNUSED: 2, OTHER: "a" })), first);
+    assert.notEqual(rt.pipeline(spec({ UNUSED: 1 })), first);
+    assert.notEqual(rt.pipeline(spec({ UNUSED: 1, OTHER: "a", MORE: 0 })), first);
+    await rt.sync();
+  },
+);
 
 gpuTest("runtime: pool accounting by tag, peak, and trim giving pooled bytes back", async () => {
   const rt = await initRuntime();
