@@ -6,7 +6,7 @@
 import { needsGrad, record } from "./autograd.ts";
 import { checkQueryKey, invFreqBuffer } from "./rope.ts";
 import { ROPE_FNS_WGSL } from "./rope_fns.ts";
-import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
+import { type BindingKind, type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor } from "./tensor.ts";
 
 const FILE = new URL("./attention.wgsl", import.meta.url);
@@ -158,6 +158,23 @@ const PLAIN_STAGE =
   workgroupBarrier();`;
 
 /**
+ * With the cache append fused (GPT-2: no rotation): the workgroup whose split holds the new token's row (S − 1)
+ * copies its k and v into the cache, the storage barrier makes the row visible to the workgroup's loads, and the
+ * queries are staged as given. The results are KVCache.append's, then attention's.
+ */
+const APPEND_STAGE = `  let new_row = p.S - 1u;
+  if (new_row >= k_begin && new_row - k_begin < keys) {
+    let src = (b * p.Hkv + hk) * D;
+    let dst = kv_index(b, new_row, hk);
+    for (var c = tid; c < D; c += WG) {
+      fused_cache_k[dst + c] = new_k[src + c];
+      fused_cache_v[dst + c] = new_v[src + c];
+    }
+  }
+  storageBarrier();
+${PLAIN_STAGE}`;
+
+/**
  * With RoPE fused: the workgroup whose split holds the new token's row (S − 1) rotates its k into the cache and
  * copies its v, the group's queries are rotated as they are staged, and the barrier makes the new row visible
  * to the workgroup's loads. The rotation is rope.wgsl's, at the same angle, so the results are ropeAppend's.
@@ -170,10 +187,10 @@ const ROPE_STAGE = `  let angle_pos = f32(positions[p.pos_offset + b]);
     let dst = kv_index(b, new_row, hk);
     for (var c = tid; c < half; c += WG) {
       let r = rotate_pair(new_k[src + c], new_k[src + c + half], angle_pos * inv_freq[c]);
-      rope_cache_k[dst + c] = r.x;
-      rope_cache_k[dst + c + half] = r.y;
+      fused_cache_k[dst + c] = r.x;
+      fused_cache_k[dst + c + half] = r.y;
     }
-    for (var c = tid; c < D; c += WG) { rope_cache_v[dst + c] = new_v[src + c]; }
+    for (var c = tid; c < D; c += WG) { fused_cache_v[dst + c] = new_v[src + c]; }
   }
   // sh_q: the group's queries [GROUP, DQ], rotated; sh_p: scores, then probabilities [GROUP, SPAN].
   for (var i = tid; i < GROUP * half; i += WG) {
@@ -191,18 +208,24 @@ const ROPE_STAGE = `  let angle_pos = f32(positions[p.pos_offset + b]);
 const PLAIN_KV = `fn decode_k4(base: u32, j: u32) -> vec4f { return load_k4(base, j); }
 fn decode_v4(base: u32, j: u32) -> vec4f { return load_v4(base, j); }`;
 
-/** The same from the cache bound for writing (RoPE fused; D is a multiple of 4 there), zero past D. */
-const ROPE_KV = `fn decode_k4(base: u32, j: u32) -> vec4f {
+/** The same from the cache bound for writing (the append fused; D is a multiple of 4 there), zero past D. */
+const FUSED_KV = `fn decode_k4(base: u32, j: u32) -> vec4f {
   let c = base + 4u * min(j, DQ - 1u);
-  return select(vec4f(0.0), vec4f(rope_cache_k[c], rope_cache_k[c + 1u], rope_cache_k[c + 2u], rope_cache_k[c + 3u]), j < DQ);
+  return select(vec4f(0.0), vec4f(fused_cache_k[c], fused_cache_k[c + 1u], fused_cache_k[c + 2u], fused_cache_k[c + 3u]), j < DQ);
 }
 fn decode_v4(base: u32, j: u32) -> vec4f {
   let c = base + 4u * min(j, DQ - 1u);
-  return select(vec4f(0.0), vec4f(rope_cache_v[c], rope_cache_v[c + 1u], rope_cache_v[c + 2u], rope_cache_v[c + 3u]), j < DQ);
+  return select(vec4f(0.0), vec4f(fused_cache_v[c], fused_cache_v[c + 1u], fused_cache_v[c + 2u], fused_cache_v[c + 3u]), j < DQ);
 }`;
 
+/**
+ * What attn_decode does besides attention: nothing, the new token's cache append (GPT-2), or RoPE's rotation of
+ * its q and k with the append (Qwen2).
+ */
+type DecodeFusion = "none" | "append" | "rope";
+
 /** attn_decode's per-head code for `group` heads at `headDim`, unrolled into named variables. */
-function decodeDefines(group: number, span: number, headDim: number, rope: boolean): Decode {
+function decodeDefines(group: number, span: number, headDim: number, fusion: DecodeFusion): Decode {
   const heads = Array.from({ length: group }, (_, g) => g);
   const lines = (f: (g: number) => string) => heads.map(f).join("\n");
   // A key thread's vec4s of a key row, unrolled into named registers k0, k1, ... (and nk0, ... for the next pass).
@@ -213,13 +236,13 @@ function decodeDefines(group: number, span: number, headDim: number, rope: boole
     SPAN: span,
     KEY_THREADS: DECODE_KEY_THREADS,
     DECODE_STAGE: [
-      ...(rope ? [ROPE_STAGE] : []),
+      ...(fusion === "rope" ? [ROPE_STAGE] : fusion === "append" ? [APPEND_STAGE] : []),
       "  let first_keys = kv_index(b, k_begin + min(tid / KEY_THREADS, keys - 1u), hk);",
       ...chunks.map((i) => `  var k${i} = decode_k4(first_keys, ${column(i)});`),
-      ...(rope ? [] : [PLAIN_STAGE]),
+      ...(fusion === "none" ? [PLAIN_STAGE] : []),
     ].join("\n"),
-    DECODE_KV: rope ? ROPE_KV : PLAIN_KV,
-    ROPE_FNS: rope ? ROPE_FNS_WGSL : "",
+    DECODE_KV: fusion === "none" ? PLAIN_KV : FUSED_KV,
+    ROPE_FNS: fusion === "rope" ? ROPE_FNS_WGSL : "",
     K_NEXT: chunks.map((i) => `    let nk${i} = decode_k4(next_keys, ${column(i)});`).join("\n"),
     K_ADVANCE: chunks.map((i) => `    k${i} = nk${i};`).join("\n"),
     SCORE_DECL: lines((g) => `    var score${g} = 0.0;`),
@@ -247,7 +270,7 @@ const noDecodes = new Map<number, Decode>();
 /** What the other kernels of the file fill attn_decode's placeholders with (it is compiled along with them). */
 function noDecode(headDim: number): Decode {
   let decode = noDecodes.get(headDim);
-  if (decode === undefined) noDecodes.set(headDim, decode = decodeDefines(1, 1, headDim, false));
+  if (decode === undefined) noDecodes.set(headDim, decode = decodeDefines(1, 1, headDim, "none"));
   return decode;
 }
 
@@ -338,7 +361,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 }
 
 /** The fused decode's kernel and what it binds besides attention's own buffers. */
-interface DecodeRope {
+interface FusedDecode {
   kernel: { spec: KernelSpec; span: number };
   inputs: BufferRange[];
   posOffset: number;
@@ -362,20 +385,53 @@ export function attentionWithRope(
   keyMask?: Tensor,
 ): Tensor | null {
   checkQueryKey("attentionWithRope", q, k, positions, theta);
+  return fusedDecode(q, k, v, cache, keyMask, "rope", () => {
+    const invFreq = invFreqBuffer(theta, q.shape[3]);
+    return {
+      inputs: [k.range, v.range, positions.wholeBuffer, { buffer: invFreq, offset: 0, size: invFreq.size }],
+      posOffset: positions.offset,
+    };
+  });
+}
+
+/**
+ * Decoding one token with the cache append fused into attention (GPT-2, no rotation: one dispatch where
+ * KVCache.append, then attention, take two): q [B, 1, Hq, D], k and v [B, 1, Hkv, D]. Appends k and v to `cache`
+ * and returns attention over the cache (causal; `keyMask` as for attention) [B, 1, Hq, D]. Null, with nothing
+ * done, where the fused kernel does not apply (as attentionWithRope): the caller takes those two ops.
+ */
+export function attentionWithAppend(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cache: KVCache,
+  keyMask?: Tensor,
+): Tensor | null {
+  return fusedDecode(q, k, v, cache, keyMask, "append", () => ({ inputs: [k.range, v.range], posOffset: 0 }));
+}
+
+/** The fused decode of one token, `fusion` done with attention; `extra` gives what it binds besides. */
+function fusedDecode(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cache: KVCache,
+  keyMask: Tensor | undefined,
+  fusion: "append" | "rope",
+  extra: () => Omit<FusedDecode, "kernel">,
+): Tensor | null {
   const [batch, tokens, hq, headDim] = q.shape;
   if (tokens !== 1 || headDim % 4 !== 0 || needsGrad(q, k, v)) return null;
   cache.check(k, v);
   const g = validate(q, cache.keys(), cache.values(), { causal: true, keyMask, kvLength: cache.length + 1 });
-  const kernel = decodeKernel(g, true);
+  const kernel = decodeKernel(g, fusion);
   if (!kernel) return null;
   cache.claim(k, v);
-  const invFreq = invFreqBuffer(theta, headDim);
   const out = empty(q.shape); // out: [B, 1, Hq, D]
   const lse = empty([batch, hq, 1]); // lse: [B, Hq, 1]
   attentionForward(g, true, q, cache.keys(), cache.values(), keyMask ?? null, out, lse, {
     kernel,
-    inputs: [k.range, v.range, positions.wholeBuffer, { buffer: invFreq, offset: 0, size: invFreq.size }],
-    posOffset: positions.offset,
+    ...extra(),
   });
   lse.dispose();
   return out;
@@ -396,10 +452,10 @@ const decodeSpecs = new Map<string, { spec: KernelSpec; span: number } | null>()
  * splits takes; null when its workgroup arrays (which grow with the query heads per kv head) or its bindings do
  * not fit the device.
  */
-function decodeKernel(g: Geometry, rope: boolean): { spec: KernelSpec; span: number } | null {
+function decodeKernel(g: Geometry, fusion: DecodeFusion): { spec: KernelSpec; span: number } | null {
   const group = g.Hq / g.Hkv;
   const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
-  const key = `${g.D}|${group}|${span}|${rope}`;
+  const key = `${g.D}|${group}|${span}|${fusion}`;
   let kernel = decodeSpecs.get(key);
   if (kernel === undefined) {
     const sizes = {
@@ -412,15 +468,25 @@ function decodeKernel(g: Geometry, rope: boolean): { spec: KernelSpec; span: num
       SIZE_ROW: 2 * group,
     };
     const limits = rt().gpu.device.limits;
-    const bindings: KernelSpec["bindings"] = rope
-      ? ["read", "write", "write", "read", "write", "write", "read", "read", "read", "read"]
-      : ["read", "read", "read", "read", "write", "write"];
+    // q, the cache's keys and values (written when the append is fused), the mask, out and lse; then the new
+    // token's k and v (fused append), and its positions and RoPE's frequencies (fused RoPE).
+    const cache: BindingKind = fusion === "none" ? "read" : "write";
+    const bindings: BindingKind[] = [
+      "read",
+      cache,
+      cache,
+      "read",
+      "write",
+      "write",
+      ...(fusion === "none" ? [] : ["read", "read"] as const),
+      ...(fusion === "rope" ? ["read", "read"] as const : []),
+    ];
     const fits = sharedBytes(sizes) <= limits.maxComputeWorkgroupStorageSize &&
       bindings.length <= limits.maxStorageBuffersPerShaderStage;
     const tiles = { LANES: 4, TILE: 8 };
     kernel = fits
       ? {
-        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, g.D, rope)),
+        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, g.D, fusion)),
         span,
       }
       : null;
@@ -443,16 +509,16 @@ function attentionForward(
   mask: Tensor | null,
   out: Tensor,
   lse: Tensor,
-  rope: DecodeRope | null = null,
+  fused: FusedDecode | null = null,
 ): void {
   const inputs = [q.range, k.range, v.range, (mask ?? q).range];
   let spec: KernelSpec;
   let splits: number;
   let splitLen: number;
   let grid: (splits: number) => [number, number, number];
-  const decode = rope ? rope.kernel : g.T === 1 ? decodeKernel(g, false) : null;
-  // The fused decode's inputs after its outputs: the new token's k and v, its positions, RoPE's frequencies.
-  const ropeInputs = rope ? rope.inputs : [];
+  const decode = fused ? fused.kernel : g.T === 1 ? decodeKernel(g, "none") : null;
+  // The fused decode's inputs after its outputs: the new token's k and v (and its positions, RoPE's frequencies).
+  const fusedInputs = fused ? fused.inputs : [];
   if (decode) {
     spec = decode.spec;
     splitLen = decode.span;
@@ -471,14 +537,14 @@ function attentionForward(
     grid = (splits) => [queryTiles * splits, g.Hkv, g.B];
   }
   const n = out.size;
-  const params = attnParams(g, mask, causal, n, 0, splits, splitLen, rope?.posOffset ?? 0);
+  const params = attnParams(g, mask, causal, n, 0, splits, splitLen, fused?.posOffset ?? 0);
   if (splits === 1) {
-    rt().dispatch(spec, params, [...inputs, out.range, lse.range, ...ropeInputs], grid(1));
+    rt().dispatch(spec, params, [...inputs, out.range, lse.range, ...fusedInputs], grid(1));
     return;
   }
   const parts = empty([splits, ...out.shape]); // parts: [splits, B, T, Hq, D], each normalised by its own sum
   const partLse = empty([splits, ...lse.shape]); // partLse: [splits, B, Hq, T]
-  rt().dispatch(spec, params, [...inputs, parts.range, partLse.range, ...ropeInputs], grid(splits));
+  rt().dispatch(spec, params, [...inputs, parts.range, partLse.range, ...fusedInputs], grid(splits));
   rt().dispatch(
     flatSpec("attn_combine", ["read", "read", "write", "write"], g.D),
     params,

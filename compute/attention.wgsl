@@ -494,8 +494,9 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 // accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
 // WG) are text defines; the wrapper unrolls the heads into named scores and accumulators (arrays indexed in loops
 // leave registers). With several splits attn_combine merges them as for the tiled forward. DECODE_STAGE either
-// stages the queries as given, or (attentionWithRope) first rotates the new token's q and k, appends its k and v
-// to the cache and reads the cache through the bindings that wrote it (DECODE_KV). ----
+// stages the queries as given, or first appends the new token's k and v to the cache (attentionWithAppend; with
+// attentionWithRope, rotating its q and k on the way) and reads the cache through the bindings that wrote it
+// (DECODE_KV). ----
 const GROUP: u32 = {{GROUP}}u;
 const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;
@@ -505,10 +506,10 @@ const PARTS: u32 = WG / DQ;
 const KEY_THREADS: u32 = {{KEY_THREADS}}u;
 const KEYS_PER_PASS: u32 = WG / KEY_THREADS;
 
-// attn_decode with RoPE and the cache append fused (DECODE_STAGE): the new token's q (q_in, as projected), k
-// and v [B, 1, Hkv, D], its positions and RoPE's inverse frequencies; the cache is written in place.
-@group(0) @binding(2) var<storage, read_write> rope_cache_k: array<f32>;
-@group(0) @binding(3) var<storage, read_write> rope_cache_v: array<f32>;
+// attn_decode with the cache append fused (DECODE_STAGE): the new token's q (q_in, as projected), k and v
+// [B, 1, Hkv, D], and with RoPE fused its positions and RoPE's inverse frequencies; the cache is written in place.
+@group(0) @binding(2) var<storage, read_write> fused_cache_k: array<f32>;
+@group(0) @binding(3) var<storage, read_write> fused_cache_v: array<f32>;
 @group(0) @binding(7) var<storage, read> new_k: array<f32>;
 @group(0) @binding(8) var<storage, read> new_v: array<f32>;
 @group(0) @binding(9) var<storage, read> positions: array<i32>;

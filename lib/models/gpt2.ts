@@ -4,7 +4,7 @@
  * transposed to [out, in] on load, and the fused c_attn is split into q, k, v so attention reads them without
  * a copy (the state dict puts both back as transformers expects).
  */
-import { attention } from "../../compute/attention.ts";
+import { attention, attentionWithAppend } from "../../compute/attention.ts";
 import { add } from "../../compute/elementwise.ts";
 import { embedding } from "../../compute/embedding.ts";
 import { layerNorm } from "../../compute/norm.ts";
@@ -134,12 +134,16 @@ export class Gpt2Model extends DecoderDims implements CausalLM {
     let k = kh.reshape([batch, seq, nHead, d]);
     let v = vh.reshape([batch, seq, nHead, d]);
     const cache = options.caches?.[index];
-    if (cache) {
-      cache.append(k, v);
-      k = cache.keys();
-      v = cache.values();
+    // Decoding one token: the cache append and attention in one dispatch.
+    let a = cache ? attentionWithAppend(q, k, v, cache, options.keyMask) : null;
+    if (!a) {
+      if (cache) {
+        cache.append(k, v);
+        k = cache.keys();
+        v = cache.values();
+      }
+      a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, H, D]
     }
-    const a = attention(q, k, v, { causal: true, keyMask: options.keyMask }); // a: [B, T, H, D]
     x = linearThen(block.attnProj, a.reshape([batch, seq, nHead * d]), { kind: "residual", residual: x });
     const ln2 = { kind: "layer" as const, weight: block.ln2.weight, bias: block.ln2.bias, eps: layerNormEps };
     const f = new NormedInput(x, ln2).linear(block.fc, { kind: "gelu" }); // f: [B, T, 4C]

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { attention, attentionWithRope, KVCache } from "../../compute/attention.ts";
+import { attention, attentionWithAppend, attentionWithRope, KVCache } from "../../compute/attention.ts";
 import { ropeAppend } from "../../compute/rope.ts";
 import { backward, noGrad } from "../../compute/autograd.ts";
 import { rt } from "../../compute/runtime.ts";
@@ -271,16 +271,47 @@ gpuTest(
   },
 );
 
+/** A fused decode (one dispatch) and the ops it stands for, each given its own cache. */
+interface Fusion {
+  name: string;
+  fused(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, cache: KVCache, mask?: Tensor): Tensor | null;
+  separate(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, cache: KVCache, mask: Tensor): Tensor;
+}
+
+const THETA = 1e6;
+const FUSIONS: Fusion[] = [
+  {
+    name: "attentionWithRope",
+    fused: (q, k, v, positions, cache, mask) => attentionWithRope(q, k, v, positions, THETA, cache, mask),
+    separate: (q, k, v, positions, cache, mask) =>
+      attention(ropeAppend(q, k, v, positions, THETA, cache), cache.keys(), cache.values(), {
+        causal: true,
+        keyMask: mask,
+      }),
+  },
+  {
+    name: "attentionWithAppend",
+    fused: (q, k, v, _positions, cache, mask) => attentionWithAppend(q, k, v, cache, mask),
+    separate: (q, k, v, _positions, cache, mask) => {
+      cache.append(k, v);
+      return attention(q, cache.keys(), cache.values(), { causal: true, keyMask: mask });
+    },
+  },
+];
+
 gpuTest(
-  "attentionWithRope: rotation, cache append and attention in one dispatch equal ropeAppend then attention " +
-    "(a group of 7 at head dim 128 over two key splits with left padding; MHA at D = 8); it declines T > 1",
+  "attentionWithRope / attentionWithAppend: rotation (or not), cache append and attention in one dispatch equal " +
+    "ropeAppend (or KVCache.append) then attention (a group of 7 at head dim 128 and MHA at 64, over two key " +
+    "splits with left padding; MHA at D = 8); they decline T > 1",
   async () => {
-    const theta = 1e6;
     for (
-      const { B, Hq, Hkv, D, history, pad } of [
-        { B: 2, Hq: 14, Hkv: 2, D: 128, history: 300, pad: [0, 3] },
-        { B: 1, Hq: 4, Hkv: 4, D: 8, history: 5, pad: [0] },
-      ]
+      const [fusion, { B, Hq, Hkv, D, history, pad }] of FUSIONS.flatMap((f) =>
+        [
+          { B: 2, Hq: 14, Hkv: 2, D: 128, history: 300, pad: [0, 3] },
+          { B: 2, Hq: 4, Hkv: 4, D: 64, history: 300, pad: [2, 0] },
+          { B: 1, Hq: 4, Hkv: 4, D: 8, history: 5, pad: [0] },
+        ].map((geometry) => [f, geometry] as const)
+      )
     ) {
       const maxLen = history + 2;
       const fused = new KVCache(B, maxLen, Hkv, D);
@@ -305,26 +336,17 @@ gpuTest(
         );
         const two = tensor(new Float32Array(B * 2 * Hkv * D), [B, 2, Hkv, D]);
         const twoPositions = tensor(new Int32Array(B * 2), [B, 2], "i32");
-        assert.equal(attentionWithRope(two, two, two, twoPositions, theta, fused), null);
+        assert.equal(fusion.fused(two, two, two, twoPositions, fused), null, fusion.name);
         assert.equal(fused.length, history, "a declined call must not touch the cache");
         for (const t of [two, twoPositions]) t.dispose();
 
         const before = rt().dispatchCount;
-        const got = unpoisoned(() =>
-          noGrad(() => attentionWithRope(q, k, v, positions, theta, fused, mask))
-        )!;
+        const got = unpoisoned(() => noGrad(() => fusion.fused(q, k, v, positions, fused, mask)))!;
         const dispatches = rt().dispatchCount - before;
         assert.equal(dispatches, history > 256 ? 2 : 1, "the decode kernel (and the splits' merge)");
-        const want = noGrad(() =>
-          tidy(() =>
-            attention(ropeAppend(q, k, v, positions, theta, separate), separate.keys(), separate.values(), {
-              causal: true,
-              keyMask: mask,
-            })
-          )
-        );
+        const want = noGrad(() => tidy(() => fusion.separate(q, k, v, positions, separate, mask)));
         assert.equal(fused.length, history + 1);
-        assertClose("attention output", await got.read(), await want.read(), 1e-6);
+        assertClose(`${fusion.name} output`, await got.read(), await want.read(), 1e-6);
         const row = (t: Float32Array) =>
           t.subarray(0, maxLen * Hkv * D).slice(history * Hkv * D, (history + 1) * Hkv * D);
         for (
