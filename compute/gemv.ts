@@ -343,7 +343,9 @@ function reservedBytes(v: Variant): number {
     : threads * v.layout.rowsPerThread * (v.combine === "swiglu" ? 2 : 1) * 4;
   const codeTables = v.scales === "double" ? 256 * 4 * v.sources : 0;
   const reduceSlots = v.subgroups === null ? threads : Math.ceil(threads / v.subgroups);
-  return partials + codeTables + reduceSlots * 8 + v.pairCopies * 256 * 4;
+  // NF4 levels: the f32 table (16 of them, NF4_LEVEL_DOT) or the f16 pair table's copies.
+  const levels = v.storage !== "nf4" ? 0 : v.pairCopies > 0 ? v.pairCopies * 256 * 4 : 16 * 4;
+  return partials + codeTables + reduceSlots * 8 + levels;
 }
 
 /** Whether a variant's workgroup memory leaves room for x: all of it, or a chunk per lane. */
