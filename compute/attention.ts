@@ -125,11 +125,11 @@ function kernelSpec(
 }
 
 /**
- * The decode kernel's defines: query heads per kv head, keys per split, and its per-head code unrolled (see
+ * The decode kernel's defines: query heads per workgroup, keys per split, and its per-head code unrolled (see
  * decodeDefines); the other kernels leave them empty.
  */
 interface Decode {
-  GROUP: number;
+  HEADS: number;
   SPAN: number;
   KEY_THREADS: number;
   DECODE_STAGE: string;
@@ -150,98 +150,142 @@ const DECODE_KEY_THREADS = 8;
 
 /** attn_decode's queries staged as given (the first pass's key loads, above, already in flight). */
 const PLAIN_STAGE =
-  `  // sh_q: the group's queries [GROUP, DQ]; sh_p: scores, then probabilities [GROUP, SPAN].
-  for (var i = tid; i < GROUP * DQ; i += WG) {
+  `  // sh_q: the block's queries [HEADS, DQ]; sh_p: scores, then probabilities [HEADS, SPAN].
+  for (var i = tid; i < HEADS * DQ; i += WG) {
     let g = i / DQ;
-    sh_q[i] = load_q4(q_index(b, 0u, hk * GROUP + g), i % DQ);
+    sh_q[i] = load_q4(q_index(b, 0u, h0 + g), i % DQ);
   }
   workgroupBarrier();`;
 
 /**
- * With the cache append fused (GPT-2: no rotation): the workgroup whose split holds the new token's row (S − 1)
- * copies its k and v into the cache, the storage barrier makes the row visible to the workgroup's loads, and the
- * queries are staged as given. The results are KVCache.append's, then attention's.
+ * The fused stages' last step: the kv head's first head block appends the new token's row from workgroup memory
+ * to the cache, where later dispatches read it (see fusedKv for this one). It follows the stage's barrier, so
+ * every load of the stage has been issued before any store.
  */
-const APPEND_STAGE = `  let new_row = p.S - 1u;
-  if (new_row >= k_begin && new_row - k_begin < keys) {
-    let src = (b * p.Hkv + hk) * D;
-    let dst = kv_index(b, new_row, hk);
+const APPEND_WRITE = `  if (has_new && h0 % p.group == 0u) {
     for (var c = tid; c < D; c += WG) {
-      fused_cache_k[dst + c] = new_k[src + c];
-      fused_cache_v[dst + c] = new_v[src + c];
+      fused_cache_k[new_base + c] = sh_new_k[c];
+      fused_cache_v[new_base + c] = sh_new_v[c];
     }
-  }
-  storageBarrier();
-${PLAIN_STAGE}`;
+  }`;
 
 /**
- * With RoPE fused: the workgroup whose split holds the new token's row (S − 1) rotates its k into the cache and
- * copies its v, the group's queries are rotated as they are staged, and the barrier makes the new row visible
- * to the workgroup's loads. The rotation is rope.wgsl's, at the same angle, so the results are ropeAppend's.
+ * With the cache append fused (GPT-2: no rotation): a workgroup whose split holds the new token's row (S − 1)
+ * keeps its k and v in workgroup memory (sh_new_k, sh_new_v) and the queries are staged as given. The results
+ * are KVCache.append's, then attention's.
+ */
+const APPEND_STAGE = `  let new_row = p.S - 1u;
+  let has_new = new_row >= k_begin && new_row - k_begin < keys;
+  if (has_new) {
+    new_base = kv_index(b, new_row, hk);
+    let src = (b * p.Hkv + hk) * D;
+    for (var c = tid; c < D; c += WG) {
+      sh_new_k[c] = new_k[src + c];
+      sh_new_v[c] = new_v[src + c];
+    }
+  }
+${PLAIN_STAGE}
+${APPEND_WRITE}`;
+
+/**
+ * With RoPE fused: the block's queries are rotated as they are staged, and a workgroup whose split holds the new
+ * token's row (S − 1) rotates its k and keeps it with its v in workgroup memory. The rotation is rope.wgsl's, at
+ * the same angle, so the results are ropeAppend's.
  */
 const ROPE_STAGE = `  let angle_pos = f32(positions[p.pos_offset + b]);
   let half = D / 2u;
-  let new_row = p.S - 1u;
-  if (new_row >= k_begin && new_row - k_begin < keys) {
-    let src = (b * p.Hkv + hk) * D;
-    let dst = kv_index(b, new_row, hk);
-    for (var c = tid; c < half; c += WG) {
-      let r = rotate_pair(new_k[src + c], new_k[src + c + half], angle_pos * inv_freq[c]);
-      fused_cache_k[dst + c] = r.x;
-      fused_cache_k[dst + c + half] = r.y;
-    }
-    for (var c = tid; c < D; c += WG) { fused_cache_v[dst + c] = new_v[src + c]; }
-  }
-  // sh_q: the group's queries [GROUP, DQ], rotated; sh_p: scores, then probabilities [GROUP, SPAN].
-  for (var i = tid; i < GROUP * half; i += WG) {
+  // sh_q: the block's queries [HEADS, DQ], rotated; sh_p: scores, then probabilities [HEADS, SPAN].
+  for (var i = tid; i < HEADS * half; i += WG) {
     let g = i / half;
     let c = i % half;
-    let base = q_index(b, 0u, hk * GROUP + g);
+    let base = q_index(b, 0u, h0 + g);
     let r = rotate_pair(q_in[base + c], q_in[base + c + half], angle_pos * inv_freq[c]);
     sh_q[g * DQ + c / 4u][c % 4u] = r.x;
     sh_q[g * DQ + (c + half) / 4u][(c + half) % 4u] = r.y;
   }
-  storageBarrier();
-  workgroupBarrier();`;
+  let new_row = p.S - 1u;
+  let has_new = new_row >= k_begin && new_row - k_begin < keys;
+  if (has_new) {
+    new_base = kv_index(b, new_row, hk);
+    let src = (b * p.Hkv + hk) * D;
+    for (var c = tid; c < half; c += WG) {
+      let r = rotate_pair(new_k[src + c], new_k[src + c + half], angle_pos * inv_freq[c]);
+      sh_new_k[c] = r.x;
+      sh_new_k[c + half] = r.y;
+    }
+    for (var c = tid; c < D; c += WG) { sh_new_v[c] = new_v[src + c]; }
+  }
+  workgroupBarrier();
+${APPEND_WRITE}`;
 
 /** attn_decode's key and value loads from the cache as bound (read only), zero past D. */
 const PLAIN_KV = `fn decode_k4(base: u32, j: u32) -> vec4f { return load_k4(base, j); }
 fn decode_v4(base: u32, j: u32) -> vec4f { return load_v4(base, j); }`;
 
-/** The same from the cache bound for writing (the append fused; D is a multiple of 4 there), zero past D. */
-const FUSED_KV = `fn decode_k4(base: u32, j: u32) -> vec4f {
-  let c = base + 4u * min(j, DQ - 1u);
-  return select(vec4f(0.0), vec4f(fused_cache_k[c], fused_cache_k[c + 1u], fused_cache_k[c + 2u], fused_cache_k[c + 3u]), j < DQ);
+/**
+ * The fused kernels' decode_k4/decode_v4, from the cache bound for writing (D is a multiple of 4 there), zero
+ * past D. A workgroup that takes the kv head's whole group of query heads is the one that appended the new row,
+ * so it reads the row back from the cache after a storage barrier. Where a kv head's heads are spread over
+ * several workgroups, the others cannot see that append within the dispatch: each reads the new row (at
+ * new_base) from its own copy in workgroup memory, loading both and selecting one, so the cache loads never
+ * wait on a branch (what is loaded from the row's place in the cache, being written, is discarded).
+ */
+function fusedKv(wholeGroup: boolean): string {
+  const load = (name: "k" | "v") => {
+    const cached = [0, 1, 2, 3].map((i) => `fused_cache_${name}[base + c + ${i}u]`).join(", ");
+    const fresh = [0, 1, 2, 3].map((i) => `sh_new_${name}[c + ${i}u]`).join(", ");
+    return `fn decode_${name}4(base: u32, j: u32) -> vec4f {
+  let c = 4u * min(j, DQ - 1u);
+  let cached = vec4f(${cached});
+` + (wholeGroup
+        ? `  return select(vec4f(0.0), cached, j < DQ);
+}`
+        : `  let fresh = vec4f(${fresh});
+  return select(vec4f(0.0), select(cached, fresh, base == new_base), j < DQ);
+}`);
+  };
+  return `var<workgroup> sh_new_k: array<f32, D>;
+var<workgroup> sh_new_v: array<f32, D>;
+// Where the new token's row starts in the cache, if this workgroup's split holds it.
+var<private> new_base: u32 = 0xffffffffu;
+${load("k")}
+${load("v")}`;
 }
-fn decode_v4(base: u32, j: u32) -> vec4f {
-  let c = base + 4u * min(j, DQ - 1u);
-  return select(vec4f(0.0), vec4f(fused_cache_v[c], fused_cache_v[c + 1u], fused_cache_v[c + 2u], fused_cache_v[c + 3u]), j < DQ);
-}`;
 
 /**
  * What attn_decode does besides attention: nothing, the new token's cache append (GPT-2), or RoPE's rotation of
  * its q and k with the append (Qwen2).
  */
-type DecodeFusion = "none" | "append" | "rope";
+export type DecodeFusion = "none" | "append" | "rope";
 
-/** attn_decode's per-head code for `group` heads at `headDim`, unrolled into named variables. */
-function decodeDefines(group: number, span: number, headDim: number, fusion: DecodeFusion): Decode {
-  const heads = Array.from({ length: group }, (_, g) => g);
+/**
+ * attn_decode's per-head code for `queryHeads` heads a workgroup at `headDim`, unrolled into named variables;
+ * `wholeGroup` when they are their kv head's whole group (see fusedKv).
+ */
+function decodeDefines(
+  queryHeads: number,
+  span: number,
+  headDim: number,
+  fusion: DecodeFusion,
+  wholeGroup: boolean,
+): Decode {
+  const heads = Array.from({ length: queryHeads }, (_, g) => g);
   const lines = (f: (g: number) => string) => heads.map(f).join("\n");
   // A key thread's vec4s of a key row, unrolled into named registers k0, k1, ... (and nk0, ... for the next pass).
   const chunks = Array.from({ length: Math.ceil(Math.ceil(headDim / 4) / DECODE_KEY_THREADS) }, (_, i) => i);
   const column = (i: number) => `key_lane + ${i}u * KEY_THREADS`;
   return {
-    GROUP: group,
+    HEADS: queryHeads,
     SPAN: span,
     KEY_THREADS: DECODE_KEY_THREADS,
     DECODE_STAGE: [
       ...(fusion === "rope" ? [ROPE_STAGE] : fusion === "append" ? [APPEND_STAGE] : []),
+      ...(fusion !== "none" && wholeGroup ? ["  storageBarrier();"] : []),
       "  let first_keys = kv_index(b, k_begin + min(tid / KEY_THREADS, keys - 1u), hk);",
       ...chunks.map((i) => `  var k${i} = decode_k4(first_keys, ${column(i)});`),
       ...(fusion === "none" ? [PLAIN_STAGE] : []),
     ].join("\n"),
-    DECODE_KV: fusion === "none" ? PLAIN_KV : FUSED_KV,
+    DECODE_KV: fusion === "none" ? PLAIN_KV : fusedKv(wholeGroup),
     ROPE_FNS: fusion === "rope" ? ROPE_FNS_WGSL : "",
     K_NEXT: chunks.map((i) => `    let nk${i} = decode_k4(next_keys, ${column(i)});`).join("\n"),
     K_ADVANCE: chunks.map((i) => `    k${i} = nk${i};`).join("\n"),
@@ -250,7 +294,7 @@ function decodeDefines(group: number, span: number, headDim: number, fusion: Dec
       `    if (${column(i)} < DQ) {\n` +
       lines((g) => `      score${g} += dot(sh_q[${g}u * DQ + ${column(i)}], k${i});`) + "\n    }"
     ).join("\n"),
-    SCORE_STORE: lines((g) => `    sh_ds[tid * GROUP + ${g}u] = score${g};`),
+    SCORE_STORE: lines((g) => `    sh_ds[tid * HEADS + ${g}u] = score${g};`),
     ACC_DECL: lines((g) => `  var acc${g} = vec4f(0.0);`),
     ACC_UPDATE: lines((g) =>
       `      acc${g} = fma(vec4f(sh_p[${g}u * SPAN + c0]), v0, acc${g});\n` +
@@ -260,7 +304,7 @@ function decodeDefines(group: number, span: number, headDim: number, fusion: Dec
     ),
     HEAD_OUTPUTS: lines((g) =>
       `  if (part < PARTS) { sh_k[part * DQ + j] = acc${g}; }\n  workgroupBarrier();\n` +
-      `  if (tid < DQ) { decode_output(${g}u, tid, b, hk, split); }\n  workgroupBarrier();`
+      `  if (tid < DQ) { decode_output(${g}u, tid, b, h0, split); }\n  workgroupBarrier();`
     ),
   };
 }
@@ -270,7 +314,7 @@ const noDecodes = new Map<number, Decode>();
 /** What the other kernels of the file fill attn_decode's placeholders with (it is compiled along with them). */
 function noDecode(headDim: number): Decode {
   let decode = noDecodes.get(headDim);
-  if (decode === undefined) noDecodes.set(headDim, decode = decodeDefines(1, 1, headDim, "none"));
+  if (decode === undefined) noDecodes.set(headDim, decode = decodeDefines(1, 1, headDim, "none", true));
   return decode;
 }
 
@@ -362,7 +406,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 /** The fused decode's kernel and what it binds besides attention's own buffers. */
 interface FusedDecode {
-  kernel: { spec: KernelSpec; span: number };
+  kernel: DecodeKernel;
   inputs: BufferRange[];
   posOffset: number;
 }
@@ -442,30 +486,70 @@ const TARGET_WORKGROUPS = 264;
 /** Key tiles a split covers at least, so splitting pays for its merge. */
 const MIN_TILES_PER_SPLIT = 2;
 
-/** Scores a decode workgroup keeps in workgroup memory at most (GROUP × SPAN of them). */
+/** Scores a decode workgroup keeps in workgroup memory at most (HEADS × SPAN of them). */
 const DECODE_SCORES = 4096;
 
-const decodeSpecs = new Map<string, { spec: KernelSpec; span: number } | null>();
+/** attn_decode's spec, the keys each of its splits takes and the query heads each workgroup takes. */
+interface DecodeKernel {
+  spec: KernelSpec;
+  span: number;
+  heads: number;
+}
+
+const decodeSpecs = new Map<string, DecodeKernel | null>();
 
 /**
- * attn_decode's spec for this geometry (with RoPE and the cache append fused, or not) and the keys each of its
- * splits takes; null when its workgroup arrays (which grow with the query heads per kv head) or its bindings do
- * not fit the device.
+ * attn_decode for this geometry (with RoPE and the cache append fused, or not). A workgroup takes the kv head's
+ * whole group of query heads (each key read once for all of them) where that gives TARGET_WORKGROUPS
+ * workgroups, else one query head, so that decoding a few rows still spreads over the GPU (the group's
+ * workgroups read the same keys, mostly from L2): the 7B's 28 heads at batch 1 take 28 workgroups, not 4. Null
+ * when even one head's workgroup arrays or the bindings do not fit the device.
  */
-function decodeKernel(g: Geometry, fusion: DecodeFusion): { spec: KernelSpec; span: number } | null {
+function decodeKernel(g: Geometry, fusion: DecodeFusion): DecodeKernel | null {
   const group = g.Hq / g.Hkv;
-  const span = Math.min(WG, Math.floor(DECODE_SCORES / group));
-  const key = `${g.D}|${group}|${span}|${fusion}`;
+  const whole = decodeKernelFor(g.D, group, true, fusion);
+  if (group === 1 || (whole && Math.ceil(g.S / whole.span) * g.Hkv * g.B >= TARGET_WORKGROUPS)) return whole;
+  return decodeKernelFor(g.D, 1, false, fusion);
+}
+
+/**
+ * Query heads per workgroup of the decode kernel for one query over `keys` keys, as attention() and the fused
+ * decodes choose them; null where the kernel does not fit the device (the tiled forward runs).
+ */
+export function decodeQueryHeads(
+  batch: number,
+  keys: number,
+  queryHeads: number,
+  kvHeads: number,
+  headDim: number,
+  fusion: DecodeFusion = "none",
+): number | null {
+  const g = { B: batch, T: 1, S: keys, Hq: queryHeads, Hkv: kvHeads, D: headDim, kvRows: keys, scale: 1 };
+  return decodeKernel(g, fusion)?.heads ?? null;
+}
+
+/**
+ * attn_decode with `heads` query heads a workgroup (`wholeGroup` when they are their kv head's whole group);
+ * null when its arrays or bindings do not fit the device.
+ */
+function decodeKernelFor(
+  headDim: number,
+  heads: number,
+  wholeGroup: boolean,
+  fusion: DecodeFusion,
+): DecodeKernel | null {
+  const span = Math.min(WG, Math.floor(DECODE_SCORES / heads));
+  const key = `${headDim}|${heads}|${wholeGroup}|${span}|${fusion}`;
   let kernel = decodeSpecs.get(key);
   if (kernel === undefined) {
     const sizes = {
-      SIZE_Q: group * Math.ceil(g.D / 4),
+      SIZE_Q: heads * Math.ceil(headDim / 4),
       SIZE_DO: 1,
       SIZE_K: WG,
       SIZE_V: 1,
-      SIZE_P: group * span,
-      SIZE_DS: WG * group,
-      SIZE_ROW: 2 * group,
+      SIZE_P: heads * span,
+      SIZE_DS: WG * heads,
+      SIZE_ROW: 2 * heads,
     };
     const limits = rt().gpu.device.limits;
     // q, the cache's keys and values (written when the append is fused), the mask, out and lse; then the new
@@ -481,13 +565,23 @@ function decodeKernel(g: Geometry, fusion: DecodeFusion): { spec: KernelSpec; sp
       ...(fusion === "none" ? [] : ["read", "read"] as const),
       ...(fusion === "rope" ? ["read", "read"] as const : []),
     ];
-    const fits = sharedBytes(sizes) <= limits.maxComputeWorkgroupStorageSize &&
+    // The fused kernels keep the new token's k and v row in workgroup memory too (fusedKv).
+    const newRow = fusion === "none" ? 0 : 2 * 4 * headDim;
+    const fits = sharedBytes(sizes) + newRow <= limits.maxComputeWorkgroupStorageSize &&
       bindings.length <= limits.maxStorageBuffersPerShaderStage;
     const tiles = { LANES: 4, TILE: 8 };
     kernel = fits
       ? {
-        spec: kernelSpec("attn_decode", bindings, g.D, tiles, sizes, decodeDefines(group, span, g.D, fusion)),
+        spec: kernelSpec(
+          "attn_decode",
+          bindings,
+          headDim,
+          tiles,
+          sizes,
+          decodeDefines(heads, span, headDim, fusion, wholeGroup),
+        ),
         span,
+        heads,
       }
       : null;
     decodeSpecs.set(key, kernel);
@@ -497,7 +591,7 @@ function decodeKernel(g: Geometry, fusion: DecodeFusion): { spec: KernelSpec; sp
 
 /**
  * Writes out [B, T, Hq, D] and lse [B, Hq, T]. One query per row (decoding) takes attn_decode: a workgroup per
- * (split of at most SPAN keys, kv head, batch row), the group's query heads together. Otherwise attn_fwd,
+ * (split of at most SPAN keys, block of query heads, batch row). Otherwise attn_fwd,
  * splitting the keys among workgroups when the grid is small. Several splits are merged by attn_combine.
  */
 function attentionForward(
@@ -523,7 +617,8 @@ function attentionForward(
     spec = decode.spec;
     splitLen = decode.span;
     splits = Math.max(1, Math.ceil(g.S / splitLen));
-    grid = (splits) => [splits, g.Hkv, g.B];
+    const blocks = g.Hq / decode.heads;
+    grid = (splits) => [splits, blocks, g.B];
   } else {
     const rows = g.T * (g.Hq / g.Hkv);
     const fwd = tiledSpec("attn_fwd", ["read", "read", "read", "read", "write", "write"], g.D);

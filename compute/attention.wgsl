@@ -488,16 +488,18 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   cache_v[dst] = append_v[i];
 }
 
-// ---- decoding (one query per row): a workgroup per (key split, kv head, batch) takes the group's query heads
-// together. Eight threads score one key against every head (the key read once, the heads' queries from
-// workgroup memory), 32 threads per head reduce the softmax statistics, and DQ column threads × PARTS key slices
-// accumulate P·V for every head at once. GROUP (query heads per kv head) and SPAN (keys per split, at most
-// WG) are text defines; the wrapper unrolls the heads into named scores and accumulators (arrays indexed in loops
-// leave registers). With several splits attn_combine merges them as for the tiled forward. DECODE_STAGE either
-// stages the queries as given, or first appends the new token's k and v to the cache (attentionWithAppend; with
-// attentionWithRope, rotating its q and k on the way) and reads the cache through the bindings that wrote it
-// (DECODE_KV). ----
-const GROUP: u32 = {{GROUP}}u;
+// ---- decoding (one query per row): a workgroup per (key split, block of HEADS query heads, batch). HEADS is
+// the kv head's whole group where that already fills the GPU (each key is read once for all of them), else one
+// (the group's heads in parallel, each reading the keys again, from L2). Eight threads score one key against
+// every head (the key read once, the heads' queries from workgroup memory), 32 threads per head reduce the
+// softmax statistics, and DQ column threads × PARTS key slices accumulate P·V for every head at once. HEADS and
+// SPAN (keys per split, at most WG) are text defines; the wrapper unrolls the heads into named scores and
+// accumulators (arrays indexed in loops leave registers). With several splits attn_combine merges them as for
+// the tiled forward. DECODE_STAGE either stages the queries as given, or first appends the new token's k and v
+// to the cache (attentionWithAppend; with attentionWithRope, rotating its q and k on the way): the first head
+// block of each kv head writes the cache row, and every workgroup keeps the row in workgroup memory and reads it
+// from there (DECODE_KV), since another workgroup's writes are not visible within the dispatch. ----
+const HEADS: u32 = {{HEADS}}u;
 const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;
 // Key slices of the P·V step: WG threads as PARTS slices of DQ column threads.
@@ -522,13 +524,15 @@ const KEYS_PER_PASS: u32 = WG / KEY_THREADS;
 @compute @workgroup_size(WG)
 fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3u) {
   let b = wid.z;
-  let hk = wid.y;
+  // The workgroup's first query head, and the kv head its block reads.
+  let h0 = wid.y * HEADS;
+  let hk = h0 / p.group;
   let split = wid.x;
   let k_begin = split * p.split_len;
   let keys = min(p.S, k_begin + p.split_len) - k_begin;
   // Scores: KEY_THREADS threads per key, each taking every KEY_THREADS-th column (the threads of a key read
   // consecutive vec4s, a pass's loads all in flight together), KEYS_PER_PASS keys a pass; the threads'
-  // partial dot products meet in sh_ds [WG, GROUP]. Each pass's key rows are loaded during the pass before (the
+  // partial dot products meet in sh_ds [WG, HEADS]. Each pass's key rows are loaded during the pass before (the
   // first pass's while the queries are staged, unless the new key is appended first), so memory latency
   // overlaps the work instead of adding to it. (Subgroup reductions here measured slower than these trees in
   // decoding: 26.3 against 23.4 us a layer, run aj.)
@@ -542,12 +546,12 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
 {{K_ADVANCE}}
 {{SCORE_STORE}}
     workgroupBarrier();
-    if (tid < KEYS_PER_PASS * GROUP) {
-      let key = tid / GROUP;
-      let g = tid % GROUP;
+    if (tid < KEYS_PER_PASS * HEADS) {
+      let key = tid / HEADS;
+      let g = tid % HEADS;
       if (c0 + key < keys) {
         var score = 0.0;
-        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * GROUP + g]; }
+        for (var t = 0u; t < KEY_THREADS; t++) { score += sh_ds[(key * KEY_THREADS + t) * HEADS + g]; }
         let s = k_begin + c0 + key;
         sh_p[g * SPAN + c0 + key] = select(MASKED, score * p.scale, key_visible(b, 0u, s));
       }
@@ -566,10 +570,10 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
   var v3 = decode_v4(kv_index(b, k_begin + min(part + 3u * PARTS, last), hk), j);
   // Softmax statistics: 32 threads per head, heads 8 at a time; sh_ds holds the tree, sh_row (max, sum) per head.
   let lane = tid % 32u;
-  for (var g0 = 0u; g0 < GROUP; g0 += 8u) {
+  for (var g0 = 0u; g0 < HEADS; g0 += 8u) {
     let g = g0 + tid / 32u;
     var m = MASKED;
-    if (g < GROUP) {
+    if (g < HEADS) {
       for (var c = lane; c < keys; c += 32u) { m = max(m, sh_p[g * SPAN + c]); }
     }
     sh_ds[tid] = m;
@@ -580,7 +584,7 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
     }
     m = sh_ds[tid - lane];
     var l = 0.0;
-    if (g < GROUP) {
+    if (g < HEADS) {
       for (var c = lane; c < keys; c += 32u) {
         let s = sh_p[g * SPAN + c];
         var e = 0.0;
@@ -596,7 +600,7 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
       if (lane < w) { sh_ds[tid] += sh_ds[tid + w]; }
       workgroupBarrier();
     }
-    if (lane == 0u && g < GROUP) {
+    if (lane == 0u && g < HEADS) {
       sh_row[2u * g] = m;
       sh_row[2u * g + 1u] = sh_ds[tid];
     }
@@ -628,14 +632,14 @@ fn attn_decode(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id)
 }
 
 // Head g's output of a decode workgroup: its PARTS slices (in sh_k) summed and normalised, and its logsumexp.
-fn decode_output(g: u32, tid: u32, b: u32, hk: u32, split: u32) {
+fn decode_output(g: u32, tid: u32, b: u32, h0: u32, split: u32) {
   var o = vec4f(0.0);
   for (var q = 0u; q < PARTS; q++) { o += sh_k[q * DQ + tid]; }
   let l = sh_row[2u * g + 1u];
   // A query that sees no key (all padding) outputs zeros.
   var inv = 0.0;
   if (l > 0.0) { inv = 1.0 / l; }
-  let h = hk * GROUP + g;
+  let h = h0 + g;
   let base = split * p.n + q_index(b, 0u, h);
   for (var e = 0u; e < 4u; e++) {
     if (4u * tid + e < D) { fwd_out[base + 4u * tid + e] = o[e] * inv; }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { attention, attentionWithAppend, attentionWithRope, KVCache } from "../../compute/attention.ts";
+import {
+  attention,
+  attentionWithAppend,
+  attentionWithRope,
+  decodeQueryHeads,
+  KVCache,
+} from "../../compute/attention.ts";
 import { ropeAppend } from "../../compute/rope.ts";
 import { backward, noGrad } from "../../compute/autograd.ts";
 import { rt } from "../../compute/runtime.ts";
@@ -116,10 +122,12 @@ gpuTest("attention: causal decode offset (T < S) with left padding, head dim 128
 
 gpuTest(
   "attention: one query per row (the decode kernel) vs f64 with gradients: a group of 7 query heads at head dim " +
-    "128 with left padding, keys over several splits, MHA at D = 7 with a fully padded row, a group too large for it",
+    "128 with left padding (a workgroup a query head), keys over several splits, MHA at D = 7 with a fully " +
+    "padded row, a batch large enough for a workgroup per kv head's group, a group too large for one workgroup",
   async () => {
     const S = 37;
     const padded = Array.from({ length: 2 * S }, (_, i) => (i >= S && i - S < 5 ? 0 : 1));
+    assert.equal(decodeQueryHeads(2, S, 14, 2, 128), 1);
     await checkCase(
       "group 7 D=128",
       { B: 2, T: 1, S, Hq: 14, Hkv: 2, D: 128, causal: true, mask: padded },
@@ -128,7 +136,11 @@ gpuTest(
     await checkCase("splits", { B: 1, T: 1, S: 600, Hq: 7, Hkv: 1, D: 16, causal: true }, 53);
     const empty = Array.from({ length: 2 * 9 }, (_, i) => (i < 9 ? (i % 4 === 2 ? 0 : 1) : 0));
     await checkCase("MHA D=7", { B: 2, T: 1, S: 9, Hq: 3, Hkv: 3, D: 7, causal: false, mask: empty }, 56);
-    // 64 query heads per kv head: the decode kernel's arrays outgrow workgroup memory, the tiled kernel runs.
+    // 34 rows × 8 kv heads fill the GPU with a workgroup per kv head, each taking its group's 2 query heads.
+    assert.equal(decodeQueryHeads(34, 6, 16, 8, 8), 2);
+    await checkCase("whole groups", { B: 34, T: 1, S: 6, Hq: 16, Hkv: 8, D: 8, causal: true }, 57);
+    // 64 query heads per kv head: a workgroup's arrays would outgrow workgroup memory, so each takes one head.
+    assert.equal(decodeQueryHeads(300, 5, 64, 1, 8), 1);
     await checkCase("group 64", { B: 1, T: 1, S: 5, Hq: 64, Hkv: 1, D: 8, causal: true }, 59);
   },
 );
@@ -301,8 +313,9 @@ const FUSIONS: Fusion[] = [
 
 gpuTest(
   "attentionWithRope / attentionWithAppend: rotation (or not), cache append and attention in one dispatch equal " +
-    "ropeAppend (or KVCache.append) then attention (a group of 7 at head dim 128 and MHA at 64, over two key " +
-    "splits with left padding; MHA at D = 8); they decline T > 1",
+    "ropeAppend (or KVCache.append) then attention (a group of 7 at head dim 128, a workgroup a query head, and " +
+    "MHA at 64, over two key splits with left padding; MHA at D = 8; a workgroup per group of 2); they decline " +
+    "T > 1",
   async () => {
     for (
       const [fusion, { B, Hq, Hkv, D, history, pad }] of FUSIONS.flatMap((f) =>
@@ -310,10 +323,13 @@ gpuTest(
           { B: 2, Hq: 14, Hkv: 2, D: 128, history: 300, pad: [0, 3] },
           { B: 2, Hq: 4, Hkv: 4, D: 64, history: 300, pad: [2, 0] },
           { B: 1, Hq: 4, Hkv: 4, D: 8, history: 5, pad: [0] },
+          { B: 33, Hq: 16, Hkv: 8, D: 8, history: 5, pad: Array.from({ length: 33 }, (_, b) => b % 3) },
         ].map((geometry) => [f, geometry] as const)
       )
     ) {
       const maxLen = history + 2;
+      const kind = fusion.name === "attentionWithRope" ? "rope" : "append";
+      assert.equal(decodeQueryHeads(B, history + 1, Hq, Hkv, D, kind), B * Hkv >= 264 ? Hq / Hkv : 1);
       const fused = new KVCache(B, maxLen, Hkv, D);
       const separate = new KVCache(B, maxLen, Hkv, D);
       const mask = tensor(
