@@ -497,8 +497,9 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
 // accumulators (arrays indexed in loops leave registers). With several splits attn_combine merges them as for
 // the tiled forward. DECODE_STAGE either stages the queries as given, or first appends the new token's k and v
 // to the cache (attentionWithAppend; with attentionWithRope, rotating its q and k on the way): the first head
-// block of each kv head writes the cache row, and every workgroup keeps the row in workgroup memory and reads it
-// from there (DECODE_KV), since another workgroup's writes are not visible within the dispatch. ----
+// block of each kv head writes the cache row; a block that is the whole group reads it back after a storage
+// barrier, while split groups' blocks read their own copy in workgroup memory, since another workgroup's
+// writes are not visible within the dispatch (DECODE_KV). ----
 const HEADS: u32 = {{HEADS}}u;
 const SPAN: u32 = {{SPAN}}u;
 const DQ: u32 = (D + 3u) / 4u;
