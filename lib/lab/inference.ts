@@ -18,17 +18,24 @@ import { confineAdapter, modelDir } from "./catalog.ts";
 
 export const DEFAULT_MAX_LOADED = 2;
 
-/** Thrown when the prompt plus the asked-for tokens do not fit the model; the message names the limit. */
+/** Thrown when the prompt plus the asked-for tokens do not fit the model; the message names the limit and the fix. */
 export class PromptTooLongError extends RangeError {
   constructor(readonly promptTokens: number, readonly maxTokens: number, readonly limit: number) {
     super(
       `the prompt is ${promptTokens} tokens and ${maxTokens} new tokens were asked for, but the model's ` +
-        `context is ${limit} tokens: shorten the prompt or lower max_tokens to at most ${
-          Math.max(0, limit - promptTokens)
-        }`,
+        `context is ${limit} tokens: ${promptFix(promptTokens, maxTokens, limit)}`,
     );
     this.name = "PromptTooLongError";
   }
+}
+
+/** What makes a prompt of `promptTokens` and `maxTokens` new ones fit a context of `limit` tokens. */
+function promptFix(promptTokens: number, maxTokens: number, limit: number): string {
+  if (promptTokens < limit) {
+    return `shorten the prompt or lower max_tokens to at most ${limit - promptTokens}`;
+  }
+  if (maxTokens < limit) return `shorten the prompt to at most ${limit - maxTokens} tokens`;
+  return `lower max_tokens below ${limit} and shorten the prompt to fit the rest`;
 }
 
 export interface ChatTurn {

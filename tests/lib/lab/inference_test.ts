@@ -88,7 +88,28 @@ Deno.test("a too-long prompt is refused naming the limit; an aborted request sto
     assert.ok(tokenizer.encode(long).length > 512);
     await assert.rejects(
       service.generate({ ...base, model: "tiny-gpt2", messages: [{ role: "user", content: long }] }),
-      (err: unknown) => err instanceof PromptTooLongError && /context is 512 tokens/.test(err.message),
+      (err: unknown) =>
+        err instanceof PromptTooLongError &&
+        /context is 512 tokens: shorten the prompt to at most 506 tokens$/
+          .test(err.message),
+    );
+    // A prompt that fits, with too many new tokens; a long prompt with more new tokens than the whole context.
+    await assert.rejects(
+      service.generate({ ...base, model: "tiny-gpt2", maxTokens: 600 }),
+      (err: unknown) =>
+        err instanceof PromptTooLongError &&
+        err.message.endsWith(`shorten the prompt or lower max_tokens to at most ${512 - err.promptTokens}`),
+    );
+    await assert.rejects(
+      service.generate({
+        ...base,
+        model: "tiny-gpt2",
+        maxTokens: 600,
+        messages: [{ role: "user", content: long }],
+      }),
+      (err: unknown) =>
+        err instanceof PromptTooLongError &&
+        err.message.endsWith("lower max_tokens below 512 and shorten the prompt to fit the rest"),
     );
     const controller = new AbortController();
     let seen = 0;
