@@ -62,7 +62,11 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const cases: [string[], RegExp][] = [
-      [["generate", "--model", "/nonexistent/model", "--prompt", "x"], /nonexistent\/model/],
+      [
+        ["generate", "--model", "/nonexistent/model", "--prompt", "x"],
+        /--model \/nonexistent\/model: no such folder/,
+      ],
+      [["eval", "--model", MAIN, "--dataset", "sample"], /main\.ts: is a file, not a folder/],
       [
         ["generate", "--model", "tiny-gpt2", "--prompt", "x", "--chat", "y"],
         /exactly one of --prompt or --chat/,
