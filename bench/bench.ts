@@ -6,7 +6,7 @@
  * Imports nothing from npm, so it runs on a GPU machine from the source tree alone.
  */
 import { argmax } from "../compute/argmax.ts";
-import { attention, KVCache } from "../compute/attention.ts";
+import { attention, attentionWithRope, KVCache } from "../compute/attention.ts";
 import { backward, noGrad } from "../compute/autograd.ts";
 import { copy } from "../compute/elementwise.ts";
 import { matmul, matmulInto } from "../compute/matmul.ts";
@@ -359,6 +359,34 @@ async function micro(rt: Runtime): Promise<void> {
     });
     for (const x of [q1, k1, v1]) x.dispose();
   }
+  // Decoding's own attention: the new token's RoPE rotation and cache append fused (attentionWithRope) at the
+  // 64th position, over one cache (hot) or a different cache each call, more of them than L2 holds (cold, as
+  // in decoding, where a token's weights stream through L2 between two uses of a layer's cache).
+  const q1 = randomTensor([1, 1, hq, d], 12);
+  const k1 = randomTensor([1, 1, hkv, d], 13);
+  const v1 = randomTensor([1, 1, hkv, d], 14);
+  const position = tensor(Int32Array.of(63), [1, 1], "i32");
+  const past = [randomTensor([1, 63, hkv, d], 15), randomTensor([1, 63, hkv, d], 16)];
+  const caches = Array.from({ length: coldCopies(2 * 64 * hkv * d * 4) }, () => {
+    const cache = new KVCache(1, 64, hkv, d);
+    cache.append(past[0], past[1]);
+    return cache;
+  });
+  for (const cold of [false, true]) {
+    let turn = 0;
+    const fused = await timeCalls(rt, () => {
+      const cache = caches[cold ? turn++ % caches.length : 0];
+      cache.length = 63;
+      noGrad(() => attentionWithRope(q1, k1, v1, position, 1e6, cache)!.dispose());
+    }, 5);
+    record({
+      suite: "micro",
+      name: `attention decode, RoPE + append fused, 64 keys, cache ${cold ? "cold" : "hot"}`,
+      value: fused * 1000,
+      unit: "us",
+    });
+  }
+  for (const x of [q1, k1, v1, position, ...past, ...caches]) x.dispose();
   for (const x of [q, kk, v]) x.dispose();
 }
 
