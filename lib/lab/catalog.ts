@@ -252,6 +252,14 @@ export async function catalog(roots: LabRoots): Promise<Catalog> {
   return { models, adapters: await listAdapters(roots, models), datasets: await listDatasets(roots) };
 }
 
+/** A model, adapter or dataset name that none of the lab's roots holds. */
+export class NotInCatalogError extends TypeError {
+  constructor(readonly what: string, readonly missing: string, roots: string[]) {
+    super(`${what} "${missing}" is not found under ${roots.join(", ")}: pick one from GET /api/catalog`);
+    this.name = "NotInCatalogError";
+  }
+}
+
 /** A relative name is looked up under each root in turn; an absolute one is confined as it is. */
 function confineName(roots: string[], name: string, what: string, marker: string | null): string {
   if (typeof name !== "string" || name.trim() === "") {
@@ -267,9 +275,7 @@ function confineName(roots: string[], name: string, what: string, marker: string
     }
     return confinePath(roots, candidate);
   }
-  throw new TypeError(
-    `${what} "${name}" is not found under ${roots.join(", ")}: pick one from GET /api/catalog`,
-  );
+  throw new NotInCatalogError(what, name, roots);
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { LabRoots } from "../paths.ts";
 import type { JsonObject } from "../store/mod.ts";
-import { listAdapters, listModels } from "./catalog.ts";
+import { listAdapters, listModels, NotInCatalogError } from "./catalog.ts";
 import type { ChatTurn, GenerationRequest, GenerationResult, TokenEvent } from "./inference.ts";
 import { PromptTooLongError } from "./inference.ts";
 
@@ -33,11 +33,18 @@ export class OpenAIError extends TypeError {
   }
 }
 
-/** Maps any error to an OpenAIError: bad input (TypeError/RangeError) is a 400, anything else a 500. */
+/**
+ * Maps any error to an OpenAIError: an unknown model or adapter is a 404, other bad input (TypeError/RangeError)
+ * a 400, anything else a 500.
+ */
 export function toOpenAIError(err: unknown): OpenAIError {
   if (err instanceof OpenAIError) return err;
   if (err instanceof PromptTooLongError) {
     return new OpenAIError(err.message, 400, "invalid_request_error", "messages", "context_length_exceeded");
+  }
+  // The only names a chat request gives are its model's and adapter's: OpenAI answers an unknown one with a 404.
+  if (err instanceof NotInCatalogError) {
+    return new OpenAIError(err.message, 404, "invalid_request_error", "model", "model_not_found");
   }
   if (err instanceof TypeError || err instanceof RangeError) {
     const param = err.message.match(/^(\w+(?:\[\d+\])?(?:\.\w+)?) (?:must|is|has)/)?.[1] ?? null;

@@ -163,8 +163,15 @@ Deno.test("the official openai client lists models and chats, streamed and not",
       model: "tiny-gpt2:run-9/adapter",
       messages: [{ role: "user", content: "hi" }],
     });
-    assert.equal(noModel.status, 400);
-    assert.match((await noModel.json()).error.message, /adapter "run-9\/adapter" is not found/);
+    assert.equal(noModel.status, 404);
+    const noModelError = (await noModel.json()).error;
+    assert.match(noModelError.message, /adapter "run-9\/adapter" is not found/);
+    assert.equal(noModelError.code, "model_not_found");
+    await assert.rejects(
+      client.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "hi" }] }),
+      (err: unknown) =>
+        err instanceof OpenAI.NotFoundError && /model "no-such-model" is not found/.test(err.message),
+    );
   } finally {
     await lab.close();
   }
