@@ -26,7 +26,7 @@ import { initRuntime, type KernelSpec, type KernelTime, Params, type Runtime } f
 import { coldCopies, timeCalls } from "../compute/timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
-import { generate } from "../lib/generate/generate.ts";
+import { generate, generateGreedyBatch } from "../lib/generate/generate.ts";
 import { attachLora, DEFAULT_TARGETS, loraParameters } from "../lib/lora/peft.ts";
 import { Gpt2Model } from "../lib/models/gpt2.ts";
 import { Qwen2Model } from "../lib/models/qwen2.ts";
@@ -754,6 +754,9 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
   return { encodeMs: median(encode), submitMs: median(submit), gpuMs: median(gpu), dispatches };
 }
 
+/** Prompts lib/eval decodes at once (its default batch size). */
+const EVAL_BATCH = 16;
+
 /** Rounds of decode-rate measurement per model variant, interleaved so that drifts (host JIT, GPU clocks) hit all alike. */
 const DECODE_ROUNDS = 3;
 
@@ -827,6 +830,25 @@ async function decode(rt: Runtime): Promise<void> {
         value: step.encodeMs,
         unit: "ms",
         note: `submit ${step.submitMs.toFixed(2)} ms`,
+      });
+    }
+    // Evaluation's batched greedy decoding (lib/eval: 16 prompts at a time), where every linear layer is a GEMM
+    // of 16 rows: new tokens of all rows per second, the prefill included, after a warm-up call.
+    for (const [name, model] of [[`${qwenName} NF4`, widened], [`${gpt2Name} f16`, small]] as const) {
+      const prompts = Array.from({ length: EVAL_BATCH }, (_, b) => prompt.map((id) => id + b));
+      const newTokens = quick ? 8 : 64;
+      await generateGreedyBatch(model, prompts, { maxNewTokens: 4 });
+      const t0 = performance.now();
+      await generateGreedyBatch(model, prompts, { maxNewTokens: newTokens });
+      const seconds = (performance.now() - t0) / 1000;
+      record({
+        suite: "decode",
+        name: `decode ${name} batch ${EVAL_BATCH} (evaluation's greedy batches)`,
+        value: (EVAL_BATCH * newTokens) / seconds,
+        unit: "tok/s",
+        note: `${newTokens} new tokens a row in ${
+          seconds.toFixed(2)
+        } s, prefill of ${prompt.length} included`,
       });
     }
   } finally {

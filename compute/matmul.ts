@@ -61,6 +61,12 @@ const LARGE_NF4: Tile = { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 };
 const LARGE_K32: Tile = { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
+/**
+ * NF4 products of 16 rows or fewer (evaluation's batched decoding of the QLoRA model: a row per prompt), where
+ * taller tiles would compute mostly padding: the 7B at 16 rows decoded 1.5x faster (540 against 359 tokens/s);
+ * f16 weights (rugpt3small) ran 11 % slower in it than in MEDIUM, so they keep that (BENCHMARKS.md, run bl).
+ */
+const SHORT: Tile = { BM: 16, BN: 64, BK: 16, TM: 4, TN: 4 };
 
 /**
  * Tiles a tuner may choose among (every one computes bitwise the same sums: k is accumulated in order, unless a
@@ -74,6 +80,7 @@ export const TILE_CANDIDATES: readonly Tile[] = [
   MEDIUM,
   SMALL,
   LARGE_K32,
+  SHORT,
 ];
 
 /** Whether this GPU can run a tile: its threads per workgroup and its staged tiles within the device limits. */
@@ -111,11 +118,13 @@ export function setTunedTile(key: string, tile: Tile): void {
  * 384 64 x 64 ones), and for outputs of more than 64 rows with a long reduction: split-K then fills the GPU with
  * layers of them (a micro-batch of ~120 tokens times a 7B weight ran 1.2-1.4x faster in 128-row tiles than in
  * 64 x 64 ones on an H200, bench/results/h200-2026-11-27h-split.txt). NF4 weights take 128 x 128 tiles only
- * when those fill the GPU without split-K (256 of them); otherwise the narrower NF4 tile.
+ * when those fill the GPU without split-K (256 of them); otherwise the narrower NF4 tile, or the short one for 16
+ * rows or fewer.
  */
 function tileFor(m: number, n: number, k: number, key: string, storage: string): Tile {
   const tuned = tunedTiles.get(key);
   if (tuned) return tuned;
+  if (m <= SHORT.BM && storage === "nf4") return SHORT;
   const largeTiles = Math.ceil(m / LARGE.BM) * Math.ceil(n / LARGE.BN);
   const longReduction = m > 64 && n >= 128 && k >= 2048;
   if (storage === "nf4") {
