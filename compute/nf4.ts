@@ -177,8 +177,8 @@ export type Nf4DecodeScales = "widened" | "stored";
 
 /**
  * y = x @ Wᵀ (+ bias) with W in NF4: x [..., in] -> [..., out]. The gradient flows to x (and bias) only: the
- * base weight is frozen, as in QLoRA. A single row is a GEMV reading `decodeScales`; a weight in a training graph
- * drops its widened copy.
+ * base weight is frozen, as in QLoRA. A single row is a GEMV reading `decodeScales`; with "widened", inference
+ * over more rows keeps the widened copy too; a weight in a training graph drops it.
  */
 export function nf4Linear(
   x: Tensor,
@@ -198,7 +198,12 @@ export function nf4Linear(
   if (x2.shape[0] === 1 && gemvApplies(inp, "nf4")) {
     const scales = nf4GemvScales(w, decodeScales);
     gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, scales);
-  } else withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
+  } else {
+    // Inference over several rows (batched decoding, a prompt's prefill) keeps the widened scales as the GEMV
+    // does, rather than widening them for every call.
+    if (decodeScales === "widened" && !needsGrad(x, bias)) nf4DecodeScales(w);
+    withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
+  }
   const result = y.reshape([...lead, out]);
   if (needsGrad(x, bias)) {
     releaseNf4DecodeScales(w);
