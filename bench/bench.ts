@@ -26,7 +26,7 @@ import { initRuntime, type KernelSpec, type KernelTime, Params, type Runtime } f
 import { coldCopies, timeCalls } from "../compute/timing.ts";
 import { empty, keep, type Tensor, tensor, tidy } from "../compute/tensor.ts";
 import type { Gpt2Config, Qwen2Config } from "../lib/checkpoint/mod.ts";
-import { generate, generateGreedyBatch } from "../lib/generate/generate.ts";
+import { EVAL_BATCH, generate, generateGreedyBatch } from "../lib/generate/generate.ts";
 import { attachLora, DEFAULT_TARGETS, loraParameters } from "../lib/lora/peft.ts";
 import { Gpt2Model } from "../lib/models/gpt2.ts";
 import { Qwen2Model } from "../lib/models/qwen2.ts";
@@ -753,9 +753,6 @@ async function profileDecodeStep(rt: Runtime, model: CausalLM) {
   for (const cache of caches) cache.dispose();
   return { encodeMs: median(encode), submitMs: median(submit), gpuMs: median(gpu), dispatches };
 }
-
-/** Prompts lib/eval decodes at once (its default batch size). */
-const EVAL_BATCH = 16;
 
 /** Rounds of decode-rate measurement per model variant, interleaved so that drifts (host JIT, GPU clocks) hit all alike. */
 const DECODE_ROUNDS = 3;

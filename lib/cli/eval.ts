@@ -7,6 +7,7 @@ import { shownAnswer } from "../report/answer.ts";
 import { evaluateModel } from "../eval/mod.ts";
 import { parseArgs, usage } from "./args.ts";
 import { resolveDataset, resolveModel } from "./resolve.ts";
+import { EVAL_BATCH } from "../generate/generate.ts";
 
 const SPECS = {
   model: { kind: "string", help: "model folder, or tiny-qwen2 / tiny-gpt2", required: true },
@@ -16,7 +17,7 @@ const SPECS = {
   "split-seed": { kind: "int", help: "seed of the train/eval split (0, as in training)" },
   count: { kind: "int", help: "evaluate at most this many held-out examples" },
   "max-new-tokens": { kind: "int", help: "answer length bound (48)" },
-  "batch-size": { kind: "int", help: "prompts generated together (16)" },
+  "batch-size": { kind: "int", help: `prompts generated together (${EVAL_BATCH})` },
   nf4: { kind: "boolean", help: "load the base in NF4 (as QLoRA trains it)" },
   out: { kind: "string", help: "write the full result (every answer) as JSON here" },
   json: { kind: "boolean", help: "print one JSON object last" },
@@ -36,7 +37,7 @@ export async function run(args: string[]): Promise<number> {
     splitSeed: o["split-seed"] ?? 0,
     count: o.count ?? null,
     maxNewTokens: o["max-new-tokens"] ?? 48,
-    batchSize: o["batch-size"] ?? 16,
+    batchSize: o["batch-size"] ?? EVAL_BATCH,
     quantize: o.nf4 ? "nf4" : null,
     onProgress: (done, total) => console.error(`generated ${done}/${total}`),
   });

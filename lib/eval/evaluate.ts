@@ -5,7 +5,7 @@
  * evaluated were never trained on.
  */
 import { loadDataset, prepareDataset } from "../data/mod.ts";
-import { generateGreedyBatch } from "../generate/generate.ts";
+import { EVAL_BATCH, generateGreedyBatch } from "../generate/generate.ts";
 import { loadAdapter } from "../lora/peft.ts";
 import { loadModel } from "../models/mod.ts";
 import { evaluateOutputs } from "../report/mod.ts";
@@ -53,7 +53,7 @@ function words(text: string): number {
 export async function evaluateModel(o: EvalOptions): Promise<EvalRun> {
   const runtime = await initRuntime();
   const maxNewTokens = o.maxNewTokens ?? 48;
-  const batchSize = o.batchSize ?? 16;
+  const batchSize = o.batchSize ?? EVAL_BATCH;
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
     throw new RangeError(`batch size must be an integer >= 1, got ${batchSize}`);
   }

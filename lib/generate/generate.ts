@@ -43,6 +43,9 @@ export type OnToken = (id: number) => boolean | void;
  */
 export const DECODE_WINDOW = 16;
 
+/** Prompts evaluation decodes at once by default (generateGreedyBatch: a row per prompt). */
+export const EVAL_BATCH = 16;
+
 /**
  * Host time spent encoding steps after the prefill's readback before awaiting its ids, which Deno resolves ~10
  * ms after the GPU drains: the GPU gets those steps instead of idling, the first token is not held back.

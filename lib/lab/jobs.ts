@@ -17,6 +17,7 @@ import { type Recipe, RECIPE_DEFAULTS, type TrainConfig, validateTrainConfig } f
 import { exportMerged } from "../train/export.ts";
 import { train } from "../train/trainer.ts";
 import { confineAdapter, confineDataset, confineModel, modelDir } from "./catalog.ts";
+import { EVAL_BATCH } from "../generate/generate.ts";
 
 /** Evaluation settings a train run adds to TrainConfig. */
 export interface TrainEvalSettings {
@@ -226,7 +227,7 @@ const EVAL_DEFAULTS: EvalJobConfig = {
   splitSeed: 0,
   count: 32,
   maxNewTokens: 48,
-  batchSize: 16,
+  batchSize: EVAL_BATCH,
   nf4: false,
 };
 
