@@ -82,6 +82,21 @@ Deno.test("the official openai client lists models and chats, streamed and not",
     const models = await client.models.list();
     const ids = models.data.map((m) => m.id);
     assert.ok(ids.includes("tiny-qwen2") && ids.includes("tiny-gpt2"), ids.join(", "));
+    assert.deepEqual(
+      await client.models.retrieve("tiny-gpt2"),
+      models.data.find((m) => m.id === "tiny-gpt2"),
+    );
+    await assert.rejects(
+      client.models.retrieve("no-such-model"),
+      (err: unknown) =>
+        err instanceof OpenAI.NotFoundError && /model "no-such-model" does not exist/.test(err.message),
+    );
+    // Adapter ids hold a slash, which a client may send encoded or not.
+    for (const path of ["tiny-gpt2:run-9%2Fadapter", "tiny-gpt2:run-9/adapter"]) {
+      const missing = await fetch(`${lab.url}/v1/models/${path}`);
+      assert.equal(missing.status, 404);
+      assert.match((await missing.json()).error.message, /model "tiny-gpt2:run-9\/adapter" does not exist/);
+    }
 
     const completion = await client.chat.completions.create({
       model: "tiny-gpt2",
