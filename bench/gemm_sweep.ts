@@ -26,6 +26,13 @@ const TILES: Tile[] = [
   { BM: 128, BN: 64, BK: 32, TM: 8, TN: 4 },
   { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
   { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
+  // Products of 16 rows (evaluation's batched decoding): all rows in one tile, wider or deeper than SHORT.
+  { BM: 16, BN: 128, BK: 16, TM: 4, TN: 8 },
+  { BM: 16, BN: 64, BK: 32, TM: 4, TN: 4 },
+  { BM: 16, BN: 128, BK: 32, TM: 4, TN: 8 },
+  { BM: 16, BN: 128, BK: 16, TM: 8, TN: 4 },
+  { BM: 16, BN: 256, BK: 16, TM: 16, TN: 4 },
+  { BM: 16, BN: 128, BK: 16, TM: 16, TN: 4 },
 ];
 const args = Deno.args;
 const nf4M = args.includes("--nf4-m") ? Number(args[args.indexOf("--nf4-m") + 1]) : null;

@@ -37,13 +37,15 @@ const SPLIT_SUM: KernelSpec = {
 };
 
 /**
- * Layers of split-K for a product with `tiles` output tiles and reduction length k: none when the tiles alone
- * fill the GPU (256 or more), else enough for about 512 workgroups, at most 8 and at least 512 of k per layer,
- * and never a layer longer than K_SPLIT.
+ * Layers of split-K for a product with `tiles` output tiles of `threads` threads each and reduction length k,
+ * counting tiles in workgroups of 256 threads: none when the tiles alone fill the GPU (256 or more), else enough
+ * for about 512 workgroups, at most 8 and at least 512 of k per layer, and never a layer longer than K_SPLIT.
+ * (The 64-thread SHORT tiles of a 16-row product with Qwen's gate, 296 of them, each walked k alone.)
  */
-function splitCount(tiles: number, k: number): number {
-  if (tiles >= 256) return 1;
-  const wanted = Math.min(8, Math.ceil(512 / tiles), Math.floor(k / 512));
+function splitCount(tiles: number, threads: number, k: number): number {
+  const full = (tiles * threads) / 256;
+  if (full >= 256) return 1;
+  const wanted = Math.min(8, Math.ceil(512 / full), Math.floor(k / 512));
   return Math.max(wanted, Math.ceil(k / K_SPLIT), 1);
 }
 
@@ -83,10 +85,15 @@ export const TILE_CANDIDATES: readonly Tile[] = [
   SHORT,
 ];
 
+/** Threads of a tile's workgroup: one per TM x TN block of outputs. */
+function tileThreads(tile: Tile): number {
+  return (tile.BM / tile.TM) * (tile.BN / tile.TN);
+}
+
 /** Whether this GPU can run a tile: its threads per workgroup and its staged tiles within the device limits. */
 export function tileFits(tile: Tile): boolean {
   const { limits } = rt().gpu.device;
-  const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
+  const threads = tileThreads(tile);
   const bytes = tile.BK * (tile.BM + tile.BN) * 4;
   return threads <= limits.maxComputeInvocationsPerWorkgroup &&
     bytes <= limits.maxComputeWorkgroupStorageSize;
@@ -316,7 +323,7 @@ interface OperandLayout {
 }
 
 function operandLayout(operand: "a" | "b", contiguousK: boolean, tile: Tile): OperandLayout {
-  const threads = (tile.BM / tile.TM) * (tile.BN / tile.TN);
+  const threads = tileThreads(tile);
   const rows = operand === "a" ? tile.BM : tile.BN;
   return {
     tile: operand === "a" ? "tile_a" : "tile_b",
@@ -497,7 +504,7 @@ export function matmulInto(
   const extra = b instanceof Tensor ? [] : [b.absmax.range];
   const buffers = [a.range, weight, (bias ?? a).range, out.range, ...extra];
   const tiles = Math.ceil(n / tile.BN) * Math.ceil(m / tile.BM) * batch;
-  const splits = batch === 1 ? splitCount(tiles, k) : 1;
+  const splits = batch === 1 ? splitCount(tiles, tileThreads(tile), k) : 1;
   if (splits > 1) {
     // Too few output tiles to fill the GPU (a micro-batch of a few hundred tokens times a weight): the
     // reduction is cut into layers of workgroups that run side by side, then summed.

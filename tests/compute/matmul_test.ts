@@ -8,7 +8,8 @@ import {
 import { dequantizeNf4, disposeNf4, quantizeNf4 } from "../../compute/nf4.ts";
 import { empty, keep, Tensor, tensor, tidy } from "../../compute/tensor.ts";
 import { f16ToF32, f32ToF16 } from "../../lib/checkpoint/mod.ts";
-import { assertClose, checkOp, gpuTest, randn } from "./harness.ts";
+import assert from "node:assert/strict";
+import { assertClose, checkOp, gpuTest, randn, runtime, unpoisoned } from "./harness.ts";
 
 /** float64 reference: C[b] = op(A[b]) @ op(B[b or shared]) + bias. */
 function matmulRef(
@@ -289,6 +290,34 @@ gpuTest(
       out.dispose();
       if (b instanceof Tensor) b.dispose();
     }
+    disposeNf4(q);
+  },
+);
+
+gpuTest(
+  "matmul: split-K counts a tile's threads, so a 16-row NF4 product in 256 short tiles splits its reduction",
+  async () => {
+    // Evaluation's batched decoding: 16 rows times a wide NF4 weight. 256 tiles of 16 x 64 (64 threads each) are
+    // 64 workgroups' worth of 256 threads, too few to fill a GPU, so the 1024 of k is cut in two layers.
+    const [m, n, k] = [16, 16384, 1024];
+    const a = randn(m * k, 111);
+    const dense = keep(tensor(Float32Array.from(randn(n * k, 112, 0.05)), [n, k]));
+    const q = await quantizeNf4(dense);
+    dense.dispose();
+    const deq = dequantizeNf4(q);
+    const wq = Float64Array.from(await deq.read());
+    deq.dispose();
+    const want = matmulRef(a, wq, null, 1, m, n, k, false, true, true);
+    const out = keep(empty([m, n]));
+    const x = keep(tensor(Float32Array.from(a), [m, k]));
+    const b: PackedNf4Matrix = { kind: "nf4", shape: q.shape, packed: q.packed, absmax: q.absmax! };
+    // Unpoisoned: the tests' NaN fill of new tensors (the layers' partial sums) would count as a dispatch.
+    const before = runtime().dispatchCount;
+    unpoisoned(() => matmulInto(out, x, b, { transB: true }));
+    assert.equal(runtime().dispatchCount - before, 2, "the layers' product and their sum");
+    assertClose("16-row NF4 split-K", await out.toArray(), want, 1e-5);
+    out.dispose();
+    x.dispose();
     disposeNf4(q);
   },
 );
