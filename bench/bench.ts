@@ -847,6 +847,11 @@ async function decode(rt: Runtime): Promise<void> {
           seconds.toFixed(2)
         } s, prefill of ${prompt.length} included`,
       });
+      await profileKernels(
+        rt,
+        `decode ${name} batch ${EVAL_BATCH}, prefill and 8 tokens`,
+        () => generateGreedyBatch(model, prompts, { maxNewTokens: 8 }),
+      );
     }
   } finally {
     rt.useSubgroups(true);
