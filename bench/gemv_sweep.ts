@@ -5,7 +5,8 @@
  * test on the CPU driver); --shape I[,J...]: only those shapes (11 and 13: q/k/v stacked in one dispatch, 12 and
  * 14: gate/up as a SwiGLU pair; "nf4" has f32 scales, as decoding widens them); --rms: x RMS-normalised in the
  * product, as decoding does ahead of q/k/v and gate/up; --pairs C[,C...]: NF4 layouts with each of these copies
- * of the f16 level-pair table ("default" for gemv.ts's choice, 0 for f32 levels; default "default,0"). Each run reads
+ * of the f16 level-pair table ("default" for gemv.ts's choice, 0 for f32 levels; default "default,0"); --x-rows M:
+ * M rows of x at once (evaluation's batched decoding, gemvRowsInto; single weights only). Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -13,6 +14,7 @@ import {
   GEMV_LAYOUTS,
   type GemvLayout,
   gemvLayout,
+  gemvRowsInto,
   type GemvSource,
   gemvStackInto,
   gemvSwigluInto,
@@ -65,6 +67,7 @@ function listArg(flag: string): string[] | null {
   return Deno.args.includes(flag) ? Deno.args[Deno.args.indexOf(flag) + 1].split(",") : null;
 }
 const only = listArg("--shape")?.map(Number) ?? null;
+const xRows = Number(listArg("--x-rows")?.[0] ?? 1);
 const pairCopies = (listArg("--pairs") ?? ["0", "16"]).map(Number);
 const layouts = GEMV_LAYOUTS.filter((l) =>
   listArg("--layouts")?.includes(`${l.threads}/${l.lanes}/${l.rowsPerThread}`) ?? true
@@ -88,18 +91,21 @@ const rt = await initRuntime();
 console.log(`adapter: ${rt.gpu.adapter.description}`);
 for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i) => SHAPES[i])) {
   const gemvStorage: GemvWeight = storage === "nf4-double" ? "nf4" : storage;
-  const x = fillNormal(keep(empty([1, k])), 2, 1);
+  if (xRows > 1 && (combine || rms)) throw new RangeError("--x-rows takes single weights without --rms");
+  const x = fillNormal(keep(empty([xRows, k])), 2, 1);
   const normWeight = fillNormal(keep(empty([k])), 3, 1);
   const norm = rms ? { kind: "rms" as const, weight: normWeight.range, eps: 1e-6 } : undefined;
-  const ys = rows.map((n) => keep(empty([n])));
+  const ys = rows.map((n) => keep(empty([xRows, n])));
   const copy = async (seed: number) => {
     const weights = await Promise.all(rows.map((n, i) => weight(storage, n, k, seed * 8 + i)));
     const sources = weights.map((w) => w.source);
     return {
       run: (layout: GemvLayout) => {
         const options = { storage: gemvStorage, layout, norm };
-        if (combine === "swiglu") gemvSwigluInto(ys[0].range, x.range, k, sources[0], sources[1], options);
-        else gemvStackInto(x.range, k, sources, ys.map((y) => y.range), options);
+        if (xRows > 1) gemvRowsInto(ys[0].range, x.range, xRows, sources[0], gemvStorage, k, false, layout);
+        else if (combine === "swiglu") {
+          gemvSwigluInto(ys[0].range, x.range, k, sources[0], sources[1], options);
+        } else gemvStackInto(x.range, k, sources, ys.map((y) => y.range), options);
       },
       bytes: weights.reduce((sum, w) => sum + w.bytes, 0),
       release: () => weights.forEach((w) => w.release()),
@@ -112,13 +118,16 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i
   let turn = 0;
   const run = (layout: GemvLayout) => copies[turn++ % copies.length].run(layout);
   const total = rows.reduce((sum, n) => sum + n, 0);
-  const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage, combine);
-  const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}${rms ? " rms" : ""}`;
+  const chosen = gemvLayout(combine === "swiglu" ? rows[0] : total, k, gemvStorage, combine, xRows);
+  const name = `${storage} ${rows.join("+")}x${k}${combine ? ` ${combine}` : ""}${rms ? " rms" : ""}${
+    xRows > 1 ? `, ${xRows} rows of x` : ""
+  }`;
   const results: string[] = [];
-  const tables = gemvStorage === "nf4" ? pairCopies : [undefined];
+  // Several rows of x read f32 levels (no pair table).
+  const tables = gemvStorage === "nf4" && xRows === 1 ? pairCopies : [undefined];
   for (const copies of tables) {
     for (const layout of layouts) {
-      const table = gemvStorage === "nf4" ? ` pairs ${copies}` : "";
+      const table = copies === undefined ? "" : ` pairs ${copies}`;
       const label =
         `${name} threads ${layout.threads} lanes ${layout.lanes} rows ${layout.rowsPerThread}${table}`;
       let ms: number;

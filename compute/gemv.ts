@@ -37,13 +37,19 @@ export interface GemvLayout {
 }
 
 const CHUNK: Record<GemvWeight, number> = { f32: 4, f16: 8, nf4: 32 };
+/** Pieces a chunk is multiplied in for several rows of x (chunkDecl's PIECES). */
+const PIECES: Record<GemvWeight, number> = { f32: 1, f16: 2, nf4: 4 };
 
 /** One NF4 word (8 codes) against the 8 x values it multiplies; codes are in bitsandbytes' nibble order. */
 const NF4_LEVEL_DOT = `var<workgroup> nf4_table: array<f32, 16>;
+fn word_levels_lo(word: u32) -> vec4f {
+  return vec4f(nf4_table[(word >> 4u) & 15u], nf4_table[word & 15u], nf4_table[(word >> 12u) & 15u], nf4_table[(word >> 8u) & 15u]);
+}
+fn word_levels_hi(word: u32) -> vec4f {
+  return vec4f(nf4_table[(word >> 20u) & 15u], nf4_table[(word >> 16u) & 15u], nf4_table[(word >> 28u) & 15u], nf4_table[(word >> 24u) & 15u]);
+}
 fn word_dot(word: u32, xa: vec4f, xb: vec4f) -> f32 {
-  let lo = vec4f(nf4_table[(word >> 4u) & 15u], nf4_table[word & 15u], nf4_table[(word >> 12u) & 15u], nf4_table[(word >> 8u) & 15u]);
-  let hi = vec4f(nf4_table[(word >> 20u) & 15u], nf4_table[(word >> 16u) & 15u], nf4_table[(word >> 28u) & 15u], nf4_table[(word >> 24u) & 15u]);
-  return dot(lo, xa) + dot(hi, xb);
+  return dot(word_levels_lo(word), xa) + dot(word_levels_hi(word), xb);
 }`;
 
 /** Memory banks of workgroup memory (NVIDIA, AMD and Intel GPUs have 32 of 4 bytes). */
@@ -125,15 +131,25 @@ fn load_scale_${s}(c: u32) -> Scale {
   },
 };
 
-/** WGSL of what every source of a storage shares: the chunk's size, x's slice of it and their dot product. */
+/**
+ * WGSL of what every source of a storage shares: the chunk's size, x's slice of it and their dot product; for
+ * several rows of x, the chunk in PIECES pieces (NF4: a word of 8 codes; f16: 4 values; f32: the chunk), each
+ * dequantised once for all rows (`piece_deq(chunk, q)`) and dotted with x's row r (`piece_x(i, r, q)`), a piece
+ * at a time so a thread's registers hold one piece of each of its rows' chunks.
+ */
 function chunkDecl(storage: GemvWeight, scales: Nf4Scales["kind"] | null, pairCopies: number): string {
   if (storage === "f32") {
     return `const CHUNK: u32 = 4u;
 const VPC: u32 = 1u;
 alias Slice = vec4f;
 alias Chunk = vec4f;
+const PIECES: u32 = 1u;
+alias Piece = vec4f;
 fn chunk_x(i: u32) -> Slice { return x_seg[i]; }
-fn chunk_dot(w: Chunk, xs: Slice) -> f32 { return dot(w, xs); }`;
+fn chunk_dot(w: Chunk, xs: Slice) -> f32 { return dot(w, xs); }
+fn piece_x(i: u32, r: u32, q: u32) -> Piece { return x_seg[r * SEG + i]; }
+fn piece_deq(w: Chunk, q: u32) -> Piece { return w; }
+fn piece_dot(a: Piece, b: Piece) -> f32 { return dot(a, b); }`;
   }
   if (storage === "f16") {
     return `const CHUNK: u32 = 8u;
@@ -144,7 +160,14 @@ fn chunk_x(i: u32) -> Slice { return Slice(x_seg[i], x_seg[SEG + i]); }
 fn chunk_dot(w: Chunk, xs: Slice) -> f32 {
   return dot(vec4f(unpack2x16float(w.x), unpack2x16float(w.y)), xs.a) +
     dot(vec4f(unpack2x16float(w.z), unpack2x16float(w.w)), xs.b);
-}`;
+}
+const PIECES: u32 = 2u;
+alias Piece = vec4f;
+fn piece_x(i: u32, r: u32, q: u32) -> Piece { return x_seg[(2u * r + q) * SEG + i]; }
+fn piece_deq(w: Chunk, q: u32) -> Piece {
+  return vec4f(unpack2x16float(w[2u * q]), unpack2x16float(w[2u * q + 1u]));
+}
+fn piece_dot(a: Piece, b: Piece) -> f32 { return dot(a, b); }`;
   }
   const levels = pairCopies > 0
     ? `const PAIR_COPIES: u32 = ${pairCopies}u;\n${NF4_LEVEL_F16_WGSL}\n${NF4_PAIR_DOT}`
@@ -163,7 +186,21 @@ fn chunk_dot(ch: Chunk, xs: Slice) -> f32 {
   let w = ch.w;
   return (word_dot(w.x, xs.v0, xs.v1) + word_dot(w.y, xs.v2, xs.v3) + word_dot(w.z, xs.v4, xs.v5) +
     word_dot(w.w, xs.v6, xs.v7)) * scale_value(ch.scale);
-}`;
+}
+${
+    pairCopies > 0 ? "" : `
+const PIECES: u32 = 4u;
+struct Piece { lo: vec4f, hi: vec4f }
+fn piece_x(i: u32, r: u32, q: u32) -> Piece {
+  let b = (8u * r + 2u * q) * SEG + i;
+  return Piece(x_seg[b], x_seg[b + SEG]);
+}
+fn piece_deq(ch: Chunk, q: u32) -> Piece {
+  let s = scale_value(ch.scale);
+  return Piece(word_levels_lo(ch.w[q]) * s, word_levels_hi(ch.w[q]) * s);
+}
+fn piece_dot(a: Piece, b: Piece) -> f32 { return dot(a.lo, b.lo) + dot(a.hi, b.hi); }`
+  }`;
 }
 
 /** Storage buffers a source binds: its weight, its NF4 scales and its bias. */
@@ -251,11 +288,15 @@ export function gemvLayout(
   k: number,
   storage: GemvWeight,
   combine: "stack" | "swiglu" = "stack",
+  xRows = 1,
 ): GemvLayout {
   const chunks = k / CHUNK[storage];
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
+  // Several rows of x: each x value read from workgroup memory feeds a thread's rows, so several rows a thread
+  // where there are enough rows to keep the GPU busy (its accumulators are its rows times x's).
+  if (xRows > 1) return { threads: 256, lanes, rowsPerThread: n >= 8192 ? 4 : n >= 2048 ? 2 : 1 };
   if (longNf4) return { threads: 512, lanes, rowsPerThread: 2, pairCopies: LONG_ROW_PAIR_COPIES };
   // A SwiGLU pair's thread already accumulates two weights' rows.
   const rowsPerThread = (n >= 32768 ? 4 : n >= 8192 ? 2 : 1) / (combine === "swiglu" && n >= 8192 ? 2 : 1);
@@ -328,6 +369,8 @@ interface Variant {
   subgroups: number | null;
   /** Copies of the NF4 level-pair table, 0 for f32 levels (and for other storages). */
   pairCopies: number;
+  /** Rows of x (1 when decoding one sequence; up to GEMV_MAX_X_ROWS, one source, no norm, no epilogue). */
+  xRows: number;
 }
 
 /** Whether a row's lanes sit in one subgroup, so their partial sums meet in registers. */
@@ -348,10 +391,10 @@ function reservedBytes(v: Variant): number {
   return partials + codeTables + reduceSlots * 8 + levels;
 }
 
-/** Whether a variant's workgroup memory leaves room for x: all of it, or a chunk per lane. */
+/** Whether a variant's workgroup memory leaves room for x: all of it, or a chunk per lane, for each row of x. */
 function leavesRoomForX(v: Variant, k: number): boolean {
   const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
-  return reservedBytes(v) + Math.min(k, v.layout.lanes * CHUNK[v.storage]) * 4 <= limit;
+  return reservedBytes(v) + Math.min(k, v.layout.lanes * CHUNK[v.storage]) * 4 * v.xRows <= limit;
 }
 
 const segments = new Map<string, number>();
@@ -362,12 +405,12 @@ const segments = new Map<string, number>();
  */
 function segmentChunks(k: number, v: Variant): number {
   const reserved = reservedBytes(v);
-  const key = `${v.storage}|${k}|${v.layout.lanes}|${reserved}`;
+  const key = `${v.storage}|${k}|${v.layout.lanes}|${reserved}|${v.xRows}`;
   let segment = segments.get(key);
   if (segment === undefined) {
     const chunks = k / CHUNK[v.storage];
     const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - reserved;
-    const fit = Math.floor(bytes / (CHUNK[v.storage] * 4));
+    const fit = Math.floor(bytes / (CHUNK[v.storage] * 4 * v.xRows));
     segment = fit >= chunks ? chunks : Math.max(v.layout.lanes, fit - (fit % v.layout.lanes));
     segments.set(key, segment);
   }
@@ -449,13 +492,82 @@ function finishByWorkgroup(v: Variant, slots: Slot[]): string {
   ].join("\n");
 }
 
+/** x's rows a kernel multiplies: [0] when decoding one sequence. */
+function xRowsOf(v: Variant): number[] {
+  return Array.from({ length: v.xRows }, (_, r) => r);
+}
+
+/** The accumulator of slot j and x's row r (`acc${name}`): slot j alone for one row of x. */
+function accName(v: Variant, j: number, r: number): string {
+  return v.xRows === 1 ? `${j}` : `${j}_${r}`;
+}
+
+/**
+ * The chunk step for several rows of x: a piece of each slot's chunk at a time is dequantised once, then dotted
+ * with the same piece of every row of x.
+ */
+function multiRowUpdates(v: Variant, slots: Slot[]): string {
+  const pieces = Array.from({ length: PIECES[v.storage] }, (_, q) => q);
+  return [
+    ...slots.map(({ j, row, src }) =>
+      `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }`
+    ),
+    ...pieces.map((q) =>
+      "      {\n" +
+      slots.map(({ j }) => `        let d${j} = piece_deq(w${j}, ${q}u);\n`).join("") +
+      xRowsOf(v).map((r) =>
+        `        {\n          let xr = piece_x(i - s0, ${r}u, ${q}u);\n` +
+        slots.map(({ j }) => `          acc${accName(v, j, r)} += piece_dot(d${j}, xr);\n`).join("") +
+        "        }\n"
+      ).join("") + "      }"
+    ),
+  ].join("\n");
+}
+
+/** WGSL that writes y[r, row] (row-major [XROWS, rows]) from its sum: the bias, and y's old value if accumulating. */
+function finishXRow(r: number, sum: string): string {
+  return `{ var v = product(src, ${sum}, row); let at = ${r}u * p.rows[src] + row; ` +
+    `if (p.accumulate != 0u) { v += y_of(src, at); } store_y(src, at, v); }`;
+}
+
+/** The end of main for several rows of x, with subgroups: every accumulator's lanes sum, lane 0 stores. */
+function finishRowsBySubgroup(v: Variant, slots: Slot[]): string {
+  return [
+    ...slots.flatMap(({ j }) =>
+      xRowsOf(v).map((r) => `  let sum${accName(v, j, r)} = lanes_sum(acc${accName(v, j, r)});`)
+    ),
+    "  if (lane == 0u) {",
+    ...slots.map(({ j, row }) =>
+      `    if (first_row + local_row + ${row}u < p.rows[src]) {\n      let row = first_row + local_row + ${row}u;\n` +
+      xRowsOf(v).map((r) => `      ${finishXRow(r, `sum${accName(v, j, r)}`)}\n`).join("") + "    }"
+    ),
+    "  }",
+  ].join("\n");
+}
+
+/** The same without subgroups: x's rows one after another through the workgroup's partial sums. */
+function finishRowsByWorkgroup(v: Variant, slots: Slot[]): string {
+  return xRowsOf(v).map((r) =>
+    [
+      ...slots.map(({ j, row }) => `  partial[lane * ROWS + local_row + ${row}u] = acc${accName(v, j, r)};`),
+      "  workgroupBarrier();",
+      "  for (var rr = tid; rr < ROWS; rr += WG) {",
+      "    let row = first_row + rr;",
+      "    if (row >= p.rows[src]) { break; }",
+      `    ${finishXRow(r, "row_sum(0u, rr)")}`,
+      "  }",
+      "  workgroupBarrier();",
+    ].join("\n")
+  ).join("\n");
+}
+
 const kernels = new Map<string, KernelSpec>();
 
 /** One spec object per variant, so the runtime finds its pipeline without rebuilding a key. */
 function kernel(v: Variant, segment: number): KernelSpec {
-  const { layout, storage, scales, norm, combine, sources, pairCopies } = v;
+  const { layout, storage, scales, norm, combine, sources, pairCopies, xRows } = v;
   const key =
-    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}|${v.subgroups}|${pairCopies}`;
+    `${layout.threads}|${layout.lanes}|${layout.rowsPerThread}|${storage}|${scales}|${segment}|${norm}|${combine}|${sources}|${v.subgroups}|${pairCopies}|${xRows}`;
   let spec = kernels.get(key);
   if (!spec) {
     const swiglu = combine === "swiglu";
@@ -490,6 +602,7 @@ function kernel(v: Variant, segment: number): KernelSpec {
         SOURCES: sources,
         STACKED: swiglu ? 1 : sources,
         PARTS: swiglu ? 2 : 1,
+        XROWS: xRows,
         W_DECL: sourcesDecl(storage, scales, pairCopies, sources, outputs, 3 + normBindings),
         // The tables are read after the barrier that opens the first segment.
         PROLOGUE: storage === "nf4"
@@ -500,22 +613,49 @@ function kernel(v: Variant, segment: number): KernelSpec {
           : "",
         ACC_DECL: [
           ...rows.map((r) => `  let row${r} = min(first_row + local_row + ${r}u, last);`),
-          ...slots.map(({ j }) => `  var acc${j} = 0.0;\n  var next${j}: Chunk;`),
+          ...slots.map(({ j }) =>
+            `${xRowsOf(v).map((r) => `  var acc${accName(v, j, r)} = 0.0;\n`).join("")}  var next${j}: Chunk;`
+          ),
         ].join("\n"),
         PREFETCH_FIRST: slots.map(({ j, row, src }) =>
           `  if (lane < chunks) { next${j} = load_chunk(${src}, row${row}, lane); }`
         ).join("\n"),
-        ROW_UPDATES: slots.map(({ j, row, src }) =>
-          `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
-          `      acc${j} += chunk_dot(w${j}, xs);`
-        ).join("\n"),
+        ROW_UPDATES: xRows === 1
+          ? slots.map(({ j, row, src }) =>
+            `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
+            `      acc${j} += chunk_dot(w${j}, xs);`
+          ).join("\n")
+          : multiRowUpdates(v, slots),
         ROW_SUM_DECL: rowsBySubgroup(v) ? LANES_SUM_WGSL : ROW_SUM_WGSL,
-        ROWS_OUT: rowsBySubgroup(v) ? finishBySubgroup(v, slots) : finishByWorkgroup(v, slots),
+        ROWS_OUT: xRows > 1
+          ? (rowsBySubgroup(v) ? finishRowsBySubgroup(v, slots) : finishRowsByWorkgroup(v, slots))
+          : rowsBySubgroup(v)
+          ? finishBySubgroup(v, slots)
+          : finishByWorkgroup(v, slots),
       },
     };
     kernels.set(key, spec);
   }
   return spec;
+}
+
+/**
+ * A variant for several rows of x whose staged segment, a chunk per lane for every row at least, fits the
+ * device's workgroup memory: the default layout halves its lanes until it does; a given one is refused. (Several
+ * rows of x dequantise each chunk once into f32, a piece at a time (`piece_deq`), with the f32 level table.)
+ */
+function withRoomForRows(v: Variant, k: number, given: boolean): Variant {
+  let layout = v.layout;
+  while (!given && layout.lanes > 1 && !leavesRoomForX({ ...v, layout }, k)) {
+    layout = { ...layout, lanes: layout.lanes / 2 };
+  }
+  if (!leavesRoomForX({ ...v, layout }, k)) {
+    throw new RangeError(
+      `gemv: ${v.xRows} rows of x with ${layout.lanes} lanes a row need more than this device's ` +
+        `${rt().gpu.device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory: use fewer lanes`,
+    );
+  }
+  return { ...v, layout };
 }
 
 /** Whether the GEMV can take this product (the wrapper falls back to the GEMM otherwise). */
@@ -551,6 +691,12 @@ export interface GemvSource {
 /** Sources one dispatch takes at most (Params holds four of each per-source field). */
 const MAX_GEMV_SOURCES = 4;
 
+/**
+ * Rows of x one GEMV takes at most: evaluation decodes 16 prompts at once, and a thread keeps an accumulator per
+ * row of x (more rows go to the tiled GEMM).
+ */
+export const GEMV_MAX_X_ROWS = 16;
+
 /** What a GEMV dispatch shares among its sources. */
 export interface GemvOptions {
   /** The weights' storage, alike for every source (and their NF4 scales' kind). */
@@ -566,9 +712,13 @@ function variantOf(
   combine: Variant["combine"],
   rows: number,
   k: number,
+  xRows = 1,
 ): Variant {
   const { storage } = options;
   const scales = sources[0].scales?.kind ?? null;
+  if (!(Number.isInteger(xRows) && xRows >= 1 && xRows <= GEMV_MAX_X_ROWS)) {
+    throw new RangeError(`gemv: ${xRows} rows of x; the GEMV takes 1 to ${GEMV_MAX_X_ROWS} (use the GEMM)`);
+  }
   if (
     sources.some((s) => (storage === "nf4") !== (s.scales !== null) || (s.scales?.kind ?? null) !== scales)
   ) {
@@ -578,7 +728,7 @@ function variantOf(
       }`,
     );
   }
-  const layout = options.layout ?? gemvLayout(rows, k, storage, combine);
+  const layout = options.layout ?? gemvLayout(rows, k, storage, combine, xRows);
   const v: Variant = {
     layout,
     storage,
@@ -588,7 +738,9 @@ function variantOf(
     sources: sources.length,
     subgroups: rt().subgroups,
     pairCopies: 0,
+    xRows,
   };
+  if (xRows > 1) return withRoomForRows(v, k, options.layout !== undefined);
   if (storage !== "nf4") return v;
   let copies = layout.pairCopies ?? 0;
   if (copies === 0) return v;
@@ -637,7 +789,16 @@ function dispatchGemv(
         `${rt().gpu.device.limits.maxStorageBuffersPerShaderStage}: call fewer at once`,
     );
   }
-  const spec = kernel(v, segmentChunks(k, v));
+  const segment = segmentChunks(k, v);
+  const bytes = reservedBytes(v) + segment * CHUNK[v.storage] * 4 * v.xRows;
+  // wgpu does not check a shader's workgroup memory against the limit, and a GPU may hang on one that exceeds it.
+  if (bytes > rt().gpu.device.limits.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(
+      `gemv: ${bytes} bytes of workgroup memory, more than this device's ` +
+        `${rt().gpu.device.limits.maxComputeWorkgroupStorageSize}: use fewer lanes or rows of x`,
+    );
+  }
+  const spec = kernel(v, segment);
   const aux = epilogue.kind === "residual"
     ? epilogue.residual
     : epilogue.kind === "silu-gate"
@@ -733,4 +894,24 @@ export function gemvInto(
   const source: GemvSource = { weight, scales, bias, rows: n };
   const v = variantOf({ storage, norm, layout }, [source], "stack", n, k);
   dispatchGemv(v, x, k, [source], [y], norm, epilogue, accumulate);
+}
+
+/**
+ * y = x @ Wᵀ (+ bias) (+ y if `accumulate`) for each of x's rows at once: x [xRows, K] (1 to GEMV_MAX_X_ROWS
+ * rows), W [N, K], y [xRows, N]. One pass over W: each chunk of it is loaded and dequantised once for all rows,
+ * where the tiled GEMM re-reads it per tile of rows (evaluation's batched decoding, matmulInto's route for short
+ * products).
+ */
+export function gemvRowsInto(
+  y: BufferRange,
+  x: BufferRange,
+  xRows: number,
+  source: GemvSource,
+  storage: GemvWeight,
+  k: number,
+  accumulate: boolean,
+  layout?: GemvLayout,
+): void {
+  const v = variantOf({ storage, layout }, [source], "stack", source.rows, k, xRows);
+  dispatchGemv(v, x, k, [source], [y], null, { kind: "none" }, accumulate);
 }

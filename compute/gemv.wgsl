@@ -66,10 +66,13 @@ const SOURCES: u32 = {{SOURCES}}u;
 const STACKED: u32 = {{STACKED}}u;
 // Partial sums per row: one, or two for a SwiGLU pair (gate, up).
 const PARTS: u32 = {{PARTS}}u;
+// Rows of x (and of y): one when decoding, up to 16 for evaluation's batches, each weight chunk loaded and
+// dequantised once for all of them (x [XROWS, K], y [XROWS, rows]; no norm, no epilogue).
+const XROWS: u32 = {{XROWS}}u;
 
 {{W_DECL}}
 
-var<workgroup> x_seg: array<vec4f, SEG * VPC>;
+var<workgroup> x_seg: array<vec4f, SEG * VPC * XROWS>;
 
 // How a row's LANES partial sums meet (ROW_SUM_DECL): in registers across a subgroup's lanes (`lanes_sum`), or
 // in workgroup memory, where one thread per row adds them (`row_sum`).
@@ -122,9 +125,18 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var s0 = 0u; s0 < chunks; s0 += SEG) {
     let seg = min(SEG, chunks - s0);
     workgroupBarrier();
-    // Consecutive threads read consecutive vec4s of x (coalesced) and scatter them into the transposed layout.
-    for (var e = tid; e < seg * VPC; e += WG) {
-      x_seg[(e % VPC) * SEG + e / VPC] = staged_x(s0 * VPC + e);
+    // Consecutive threads read consecutive vec4s of x (coalesced) and scatter them into the transposed layout,
+    // row after row of x.
+    if (XROWS == 1u) {
+      for (var e = tid; e < seg * VPC; e += WG) {
+        x_seg[(e % VPC) * SEG + e / VPC] = staged_x(s0 * VPC + e);
+      }
+    } else {
+      for (var e = tid; e < seg * VPC * XROWS; e += WG) {
+        let r = e / (seg * VPC);
+        let f = e - r * seg * VPC;
+        x_seg[(r * VPC + f % VPC) * SEG + f / VPC] = staged_x(r * (p.K / 4u) + s0 * VPC + f);
+      }
     }
     workgroupBarrier();
     // Once all of x is staged, statistics gathered while staging are complete.

@@ -4,7 +4,7 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
-import { gemvApplies, gemvInto } from "./gemv.ts";
+import { GEMV_MAX_X_ROWS, gemvApplies, gemvRowsInto, type Nf4Scales } from "./gemv.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
@@ -64,9 +64,10 @@ const LARGE_K32: Tile = { BM: 128, BN: 128, BK: 32, TM: 8, TN: 8 };
 const MEDIUM: Tile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const SMALL: Tile = { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 };
 /**
- * NF4 products of 16 rows or fewer (evaluation's batched decoding of the QLoRA model: a row per prompt), where
- * taller tiles would compute mostly padding: the 7B at 16 rows decoded 1.5x faster (540 against 359 tokens/s);
- * f16 weights (rugpt3small) ran 11 % slower in it than in MEDIUM, so they keep that (BENCHMARKS.md, run bl).
+ * NF4 products of 16 rows or fewer, where taller tiles would compute mostly padding: the 7B at 16 rows decoded
+ * 1.5x faster in it (540 against 359 tokens/s); f16 weights (rugpt3small) ran 11 % slower in it than in MEDIUM,
+ * so they keep that (BENCHMARKS.md, run bl). Such products now take the multi-row GEMV (gemvRowsInto, run bv);
+ * SHORT remains for those it cannot take (k not a multiple of 32) and where a tile is asked for.
  */
 const SHORT: Tile = { BM: 16, BN: 64, BK: 16, TM: 4, TN: 4 };
 
@@ -479,17 +480,21 @@ export function matmulInto(
   if (out.size !== batch * m * n) {
     throw new RangeError(`matmul: output ${shapeString(out.shape)} does not hold ${batch}x${m}x${n}`);
   }
-  if (m === 1 && batch === 1 && transB && !transA && gemvApplies(k, storage)) {
-    gemvInto(
+  // Up to 16 rows times a weight (decoding, evaluation's batches): one pass over the weight, unless a tile is
+  // asked for.
+  if (
+    m <= GEMV_MAX_X_ROWS && batch === 1 && transB && !transA && !tileOverride && gemvApplies(k, storage)
+  ) {
+    const weight = b instanceof Tensor ? b.range : b.packed.range;
+    const scales: Nf4Scales | null = b instanceof Tensor ? null : { kind: "f32", absmax: b.absmax.range };
+    gemvRowsInto(
       out.range,
       a.range,
-      b instanceof Tensor ? b.range : b.packed.range,
+      m,
+      { weight, scales, bias: bias?.range ?? null, rows: n },
       storage,
-      n,
       k,
-      bias ? bias.range : null,
       accumulate,
-      b instanceof Tensor ? null : { kind: "f32", absmax: b.absmax.range },
     );
     return;
   }

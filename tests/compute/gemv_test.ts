@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import {
   GEMV_LAYOUTS,
+  GEMV_MAX_X_ROWS,
   type GemvEpilogue,
   gemvInto,
   type GemvLayout,
   gemvLayout,
   type GemvNorm,
+  gemvRowsInto,
   type GemvSource,
   gemvStackInto,
   gemvSwigluInto,
@@ -201,6 +203,81 @@ gpuTestSubgroupVariants(
     }
     x.dispose();
     bias.dispose();
+  },
+);
+
+gpuTestSubgroupVariants(
+  "gemv: several rows of x in one pass (3 and 16), every storage and several layouts, x in one staged segment " +
+    "and in several, vs f64 with bias and accumulation",
+  async () => {
+    // K = 8192 with 16 rows of x leaves room for a few chunks a segment only; 77 rows fill no workgroup evenly.
+    for (const [n, k] of [[77, 1024], [20, 8192]]) {
+      const cases = await makeCases(n, k, n + k + 1);
+      const biasData = randn(n, 31);
+      const bias = keep(tensor(Float32Array.from(biasData), [n]));
+      for (const xRows of [3, GEMV_MAX_X_ROWS]) {
+        const xData = randn(xRows * k, 32 + xRows);
+        const y0 = randn(xRows * n, 33 + xRows);
+        const x = keep(tensor(Float32Array.from(xData), [xRows, k]));
+        for (const c of cases) {
+          const want = new Float64Array(xRows * n);
+          for (let r = 0; r < xRows; r++) {
+            const row = gemvRef(
+              c.exact,
+              xData.subarray(r * k, (r + 1) * k),
+              biasData,
+              y0.subarray(r * n, (r + 1) * n),
+            );
+            want.set(row, r * n);
+          }
+          const layouts = [undefined, { threads: 512, lanes: 8, rowsPerThread: 4 }];
+          for (const layout of layouts) {
+            const y = keep(tensor(Float32Array.from(y0), [xRows, n]));
+            gemvRowsInto(y.range, x.range, xRows, sourceOf(c, bias, n), storageOf(c), k, true, layout);
+            assertClose(
+              `${c.storage} ${n}x${k}, ${xRows} rows of x, lanes ${layout?.lanes ?? "default"}`,
+              await y.toArray(),
+              want,
+              1e-5,
+            );
+            y.dispose();
+          }
+        }
+        x.dispose();
+      }
+      cases.forEach(dispose);
+      bias.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "gemv: more than 16 rows of x, or a layout whose staged rows of x exceed the workgroup memory, are refused",
+  async () => {
+    // 16 rows of NF4 x take 2 KiB a chunk; a given layout with more lanes than the memory holds chunks for must
+    // throw (wgpu does not check a shader's workgroup memory, and a GPU may hang on it), the default must fit.
+    const limit = rt().gpu.device.limits.maxComputeWorkgroupStorageSize;
+    const lanes = 2 ** Math.ceil(Math.log2(limit / 2048 + 1));
+    const [n, k] = [4, lanes * 32];
+    const dense = keep(tensor(Float32Array.from(randn(n * k, 41)), [n, k]));
+    const q = await quantizeNf4(dense);
+    dense.dispose();
+    const x = keep(tensor(Float32Array.from(randn(GEMV_MAX_X_ROWS * k, 42)), [GEMV_MAX_X_ROWS, k]));
+    const y = keep(tensor(new Float32Array(GEMV_MAX_X_ROWS * n), [GEMV_MAX_X_ROWS, n]));
+    const source: GemvSource = { weight: q.packed.range, scales: nf4Scales(q), bias: null, rows: n };
+    const layout = { threads: Math.max(256, lanes), lanes, rowsPerThread: 1 };
+    assert.throws(
+      () => gemvRowsInto(y.range, x.range, GEMV_MAX_X_ROWS, source, "nf4", k, false, layout),
+      /workgroup memory: use fewer lanes/,
+    );
+    gemvRowsInto(y.range, x.range, GEMV_MAX_X_ROWS, source, "nf4", k, false);
+    await y.read();
+    assert.throws(
+      () => gemvRowsInto(y.range, x.range, GEMV_MAX_X_ROWS + 1, source, "nf4", k, false),
+      /17 rows of x.*GEMM/,
+    );
+    for (const t of [x, y]) t.dispose();
+    disposeNf4(q);
   },
 );
 

@@ -297,8 +297,9 @@ gpuTest(
 gpuTest(
   "matmul: split-K counts a tile's threads, so a 16-row NF4 product in 256 short tiles splits its reduction",
   async () => {
-    // Evaluation's batched decoding: 16 rows times a wide NF4 weight. 256 tiles of 16 x 64 (64 threads each) are
-    // 64 workgroups' worth of 256 threads, too few to fill a GPU, so the 1024 of k is cut in two layers.
+    // 16 rows times a wide NF4 weight in SHORT tiles (16 x 64, 64 threads each; asked for, since such products
+    // take the GEMV by default): 256 tiles are 64 workgroups' worth of 256 threads, too few to fill a GPU, so the
+    // 1024 of k is cut in two layers.
     const [m, n, k] = [16, 16384, 1024];
     const a = randn(m * k, 111);
     const dense = keep(tensor(Float32Array.from(randn(n * k, 112, 0.05)), [n, k]));
@@ -313,7 +314,8 @@ gpuTest(
     const b: PackedNf4Matrix = { kind: "nf4", shape: q.shape, packed: q.packed, absmax: q.absmax! };
     // Unpoisoned: the tests' NaN fill of new tensors (the layers' partial sums) would count as a dispatch.
     const before = runtime().dispatchCount;
-    unpoisoned(() => matmulInto(out, x, b, { transB: true }));
+    const short = { BM: 16, BN: 64, BK: 16, TM: 4, TN: 4 };
+    unpoisoned(() => matmulInto(out, x, b, { transB: true, tile: short }));
     assert.equal(runtime().dispatchCount - before, 2, "the layers' product and their sum");
     assertClose("16-row NF4 split-K", await out.toArray(), want, 1e-5);
     out.dispose();
