@@ -502,6 +502,17 @@ function accName(v: Variant, j: number, r: number): string {
   return v.xRows === 1 ? `${j}` : `${j}_${r}`;
 }
 
+/** The chunk step for one row of x: x's slice of the chunk, read once, for every slot. */
+function oneRowUpdates(slots: Slot[]): string {
+  return [
+    "      let xs = chunk_x(i - s0);",
+    ...slots.map(({ j, row, src }) =>
+      `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
+      `      acc${j} += chunk_dot(w${j}, xs);`
+    ),
+  ].join("\n");
+}
+
 /**
  * The chunk step for several rows of x: a piece of each slot's chunk at a time is dequantised once, then dotted
  * with the same piece of every row of x.
@@ -559,6 +570,14 @@ function finishRowsByWorkgroup(v: Variant, slots: Slot[]): string {
       "  workgroupBarrier();",
     ].join("\n")
   ).join("\n");
+}
+
+/** The end of main: rows' sums across a subgroup or through workgroup memory, for one row of x or several. */
+function rowsOut(v: Variant, slots: Slot[]): string {
+  if (v.xRows > 1) {
+    return rowsBySubgroup(v) ? finishRowsBySubgroup(v, slots) : finishRowsByWorkgroup(v, slots);
+  }
+  return rowsBySubgroup(v) ? finishBySubgroup(v, slots) : finishByWorkgroup(v, slots);
 }
 
 const kernels = new Map<string, KernelSpec>();
@@ -620,18 +639,9 @@ function kernel(v: Variant, segment: number): KernelSpec {
         PREFETCH_FIRST: slots.map(({ j, row, src }) =>
           `  if (lane < chunks) { next${j} = load_chunk(${src}, row${row}, lane); }`
         ).join("\n"),
-        ROW_UPDATES: xRows === 1
-          ? slots.map(({ j, row, src }) =>
-            `      let w${j} = next${j};\n      if (more) { next${j} = load_chunk(${src}, row${row}, i + LANES); }\n` +
-            `      acc${j} += chunk_dot(w${j}, xs);`
-          ).join("\n")
-          : multiRowUpdates(v, slots),
+        ROW_UPDATES: xRows === 1 ? oneRowUpdates(slots) : multiRowUpdates(v, slots),
         ROW_SUM_DECL: rowsBySubgroup(v) ? LANES_SUM_WGSL : ROW_SUM_WGSL,
-        ROWS_OUT: xRows > 1
-          ? (rowsBySubgroup(v) ? finishRowsBySubgroup(v, slots) : finishRowsByWorkgroup(v, slots))
-          : rowsBySubgroup(v)
-          ? finishBySubgroup(v, slots)
-          : finishByWorkgroup(v, slots),
+        ROWS_OUT: rowsOut(v, slots),
       },
     };
     kernels.set(key, spec);

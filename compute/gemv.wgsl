@@ -142,7 +142,6 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     // Once all of x is staged, statistics gathered while staging are complete.
     if (s0 + SEG >= chunks) { norm_finish(tid); }
     for (var i = s0 + lane; i < s0 + seg; i += LANES) {
-      let xs = chunk_x(i - s0);
       let more = i + LANES < chunks;
 {{ROW_UPDATES}}
     }
