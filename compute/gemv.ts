@@ -10,6 +10,8 @@
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_F16_WGSL, NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type BufferRange, type KernelSpec, Params, rt } from "./runtime.ts";
+import { splitSumInto } from "./split_sum.ts";
+import { empty } from "./tensor.ts";
 
 const FILE = new URL("./gemv.wgsl", import.meta.url);
 
@@ -34,6 +36,11 @@ export interface GemvLayout {
    * f32 levels looked up one code at a time.
    */
   pairCopies?: number;
+  /**
+   * Several rows of x only: layers of split-K, each a run of the reduction's chunks in its own workgroups,
+   * their partial sums added by a second pass (compute/split_sum.ts); 1 (the default) for none.
+   */
+  splits?: number;
 }
 
 const CHUNK: Record<GemvWeight, number> = { f32: 4, f16: 8, nf4: 32 };
@@ -294,13 +301,31 @@ export function gemvLayout(
   const longNf4 = storage === "nf4" && chunks >= 256;
   const wide = longNf4 || (chunks >= 256 && n < 4096) || n < 1024;
   const lanes = Math.min(wide ? 32 : 16, largestPowerOfTwoAtMost(chunks / 4));
-  // Several rows of x: each x value read from workgroup memory feeds a thread's rows, so several rows a thread
-  // where there are enough rows to keep the GPU busy (its accumulators are its rows times x's).
-  if (xRows > 1) return { threads: 256, lanes, rowsPerThread: n >= 8192 ? 4 : n >= 2048 ? 2 : 1 };
+  if (xRows > 1) return rowsLayout(n, k, lanes);
   if (longNf4) return { threads: 512, lanes, rowsPerThread: 2, pairCopies: LONG_ROW_PAIR_COPIES };
   // A SwiGLU pair's thread already accumulates two weights' rows.
   const rowsPerThread = (n >= 32768 ? 4 : n >= 8192 ? 2 : 1) / (combine === "swiglu" && n >= 8192 ? 2 : 1);
   return { threads: 256, lanes, rowsPerThread };
+}
+
+/**
+ * The layout for several rows of x (evaluation's batched decoding), from bench/gemv_sweep.ts at 16 rows on an H200
+ * (bench/results/h200-2026-11-28bx-sweep-x16-splits.txt, 40 layouts a shape). Where k allows two layers of split-K
+ * of at least 512 (as the GEMM's), 4 lanes of 4 rows each (8 lanes of one row below 2048 rows), so a workgroup
+ * stages x once for 256 rows, and split-K up to about 512 workgroups, at most 8 layers: against the one-row
+ * lanes without split-K, Qwen's gate/up 190.5 -> 141.4 us, down 256.2 -> 128.1, q/o 49.1 -> 37.9, k/v 41.4 ->
+ * 17.0, the f16 lm_head 1273 -> 822 (one layer). Shorter rows (GPT-2 small's k = 768, where the host's encoding
+ * bounds decoding and a second pass costs a dispatch) keep the one-row lanes, 4 rows a thread for 8192+ rows, 2
+ * for 2048+.
+ */
+function rowsLayout(n: number, k: number, oneRowLanes: number): GemvLayout {
+  const most = Math.min(8, Math.floor(k / 512));
+  if (most < 2) return { threads: 256, lanes: oneRowLanes, rowsPerThread: n >= 8192 ? 4 : n >= 2048 ? 2 : 1 };
+  const layout = n >= 2048
+    ? { threads: 256, lanes: Math.min(4, oneRowLanes), rowsPerThread: 4 }
+    : { threads: 256, lanes: Math.min(8, oneRowLanes), rowsPerThread: 1 };
+  const groups = Math.ceil(n / ((layout.threads / layout.lanes) * layout.rowsPerThread));
+  return { ...layout, splits: Math.min(most, 2 ** Math.ceil(Math.log2(Math.ceil(512 / groups)))) };
 }
 
 /**
@@ -403,12 +428,11 @@ const segments = new Map<string, number>();
  * Chunks of x staged per segment: all of x when it fits in the GPU's workgroup memory, else a multiple of the
  * lanes (a lane's chunks then continue from one segment into the next, so its next load is known early).
  */
-function segmentChunks(k: number, v: Variant): number {
+function segmentChunks(chunks: number, v: Variant): number {
   const reserved = reservedBytes(v);
-  const key = `${v.storage}|${k}|${v.layout.lanes}|${reserved}|${v.xRows}`;
+  const key = `${v.storage}|${chunks}|${v.layout.lanes}|${reserved}|${v.xRows}`;
   let segment = segments.get(key);
   if (segment === undefined) {
-    const chunks = k / CHUNK[v.storage];
     const bytes = rt().gpu.device.limits.maxComputeWorkgroupStorageSize - reserved;
     const fit = Math.floor(bytes / (CHUNK[v.storage] * 4 * v.xRows));
     segment = fit >= chunks ? chunks : Math.max(v.layout.lanes, fit - (fit % v.layout.lanes));
@@ -535,9 +559,12 @@ function multiRowUpdates(v: Variant, slots: Slot[]): string {
   ].join("\n");
 }
 
-/** WGSL that writes y[r, row] (row-major [XROWS, rows]) from its sum: the bias, and y's old value if accumulating. */
+/**
+ * WGSL that writes y[r, row] (row-major [XROWS, rows]; layer wid.z of split-K writes its own [XROWS, rows] part)
+ * from its sum: the bias, and y's old value if accumulating (both left to the second pass when split).
+ */
 function finishXRow(r: number, sum: string): string {
-  return `{ var v = product(src, ${sum}, row); let at = ${r}u * p.rows[src] + row; ` +
+  return `{ var v = product(src, ${sum}, row); let at = (wid.z * XROWS + ${r}u) * p.rows[src] + row; ` +
     `if (p.accumulate != 0u) { v += y_of(src, at); } store_y(src, at, v); }`;
 }
 
@@ -637,7 +664,7 @@ function kernel(v: Variant, segment: number): KernelSpec {
           ),
         ].join("\n"),
         PREFETCH_FIRST: slots.map(({ j, row, src }) =>
-          `  if (lane < chunks) { next${j} = load_chunk(${src}, row${row}, lane); }`
+          `  if (c_begin + lane < c_end) { next${j} = load_chunk(${src}, row${row}, c_begin + lane); }`
         ).join("\n"),
         ROW_UPDATES: xRows === 1 ? oneRowUpdates(slots) : multiRowUpdates(v, slots),
         ROW_SUM_DECL: rowsBySubgroup(v) ? LANES_SUM_WGSL : ROW_SUM_WGSL,
@@ -750,6 +777,12 @@ function variantOf(
     pairCopies: 0,
     xRows,
   };
+  const splits = layout.splits ?? 1;
+  if (!(Number.isInteger(splits) && splits >= 1 && (splits === 1 || xRows > 1))) {
+    throw new RangeError(
+      `gemv: ${splits} layers of split-K; use a whole number from 1, and more than 1 only for several rows of x`,
+    );
+  }
   if (xRows > 1) return withRoomForRows(v, k, options.layout !== undefined);
   if (storage !== "nf4") return v;
   let copies = layout.pairCopies ?? 0;
@@ -799,7 +832,12 @@ function dispatchGemv(
         `${rt().gpu.device.limits.maxStorageBuffersPerShaderStage}: call fewer at once`,
     );
   }
-  const segment = segmentChunks(k, v);
+  const chunks = k / CHUNK[v.storage];
+  // Split-K: each layer's run of chunks a multiple of the lanes, so every lane of a row takes as many.
+  const lanes = v.layout.lanes;
+  const splitChunks = Math.ceil(chunks / (v.layout.splits ?? 1) / lanes) * lanes;
+  const layers = Math.ceil(chunks / splitChunks);
+  const segment = segmentChunks(Math.min(chunks, splitChunks), v);
   const bytes = reservedBytes(v) + segment * CHUNK[v.storage] * 4 * v.xRows;
   // wgpu does not check a shader's workgroup memory against the limit, and a GPU may hang on one that exceeds it.
   if (bytes > rt().gpu.device.limits.maxComputeWorkgroupStorageSize) {
@@ -822,7 +860,7 @@ function dispatchGemv(
     if (s.scales?.kind === "f32") buffers.push(s.scales.absmax);
     if (s.scales?.kind === "double") buffers.push(s.scales.q, s.scales.code, s.scales.absmax2);
   }
-  buffers.push(...outputs);
+  const split = layers > 1;
   const rowsPerGroup = (v.layout.threads / v.layout.lanes) * v.layout.rowsPerThread;
   const four = (f: (s: GemvSource, i: number) => number) =>
     Array.from({ length: MAX_GEMV_SOURCES }, (_, i) => (i < sources.length ? f(sources[i], i) : 0));
@@ -833,12 +871,30 @@ function dispatchGemv(
     if (v.combine === "stack") groups += Math.ceil(s.rows / rowsPerGroup);
   }
   if (v.combine === "swiglu") groups = Math.ceil(sources[0].rows / rowsPerGroup);
-  const params = new Params().u32(k, accumulate ? 1 : 0, EPILOGUE_CODES[epilogue.kind]).f32(norm?.eps ?? 0)
+  // A split grid is 3-D, so its workgroups per layer cannot fold into a second dimension.
+  if (split && groups > rt().gpu.device.limits.maxComputeWorkgroupsPerDimension) {
+    throw new RangeError(
+      `gemv: ${groups} workgroups a layer of split-K, more than this device's ` +
+        `${rt().gpu.device.limits.maxComputeWorkgroupsPerDimension}: use more rows a workgroup or no split`,
+    );
+  }
+  // Split, the bias and y's old value are left to the second pass.
+  const params = new Params().u32(k, accumulate && !split ? 1 : 0, EPILOGUE_CODES[epilogue.kind])
+    .f32(norm?.eps ?? 0)
     .u32(...four((s) => s.rows))
     .u32(...four((_, i) => v.combine === "stack" ? firstGroups[i] : 0))
-    .u32(...four((s) => (s.bias ? 1 : 0)))
-    .f32(...four((s) => (s.scales?.kind === "double" ? s.scales.offset : 0)));
-  rt().dispatch(spec, params, buffers, groups);
+    .u32(...four((s) => (s.bias && !split ? 1 : 0)))
+    .f32(...four((s) => (s.scales?.kind === "double" ? s.scales.offset : 0)))
+    .u32(splitChunks);
+  if (!split) {
+    rt().dispatch(spec, params, [...buffers, ...outputs], groups);
+    return;
+  }
+  // Every layer's partial sums, partial: [layers, xRows, rows], added into the output by the second pass.
+  const partial = empty([layers, v.xRows, sources[0].rows]);
+  rt().dispatch(spec, params, [...buffers, partial.range], [groups, 1, layers]);
+  splitSumInto(partial.range, layers, outputs[0], v.xRows, sources[0].rows, sources[0].bias, accumulate);
+  partial.dispose();
 }
 
 /**

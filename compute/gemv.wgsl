@@ -29,6 +29,9 @@ struct Params {
   first_group: vec4<u32>,
   has_bias: vec4<u32>,
   absmax_offset: vec4f,
+  // Chunks of the reduction one layer of workgroups takes (wid.z is the layer; all of them in one layer unless
+  // several rows of x split the reduction, when each layer writes its partial sums to its own part of y).
+  split_chunks: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -115,15 +118,17 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   // no branch.
   let last = p.rows[src] - 1u;
   let chunks = p.K / CHUNK;
+  let c_begin = wid.z * p.split_chunks;
+  let c_end = min(chunks, c_begin + p.split_chunks);
   // Each row's next chunk is loaded before the current one is multiplied, so a thread always has a load in
   // flight while it computes; the first loads go out before x is normalised and staged. A lane's chunks are
-  // lane, lane + LANES, ... across segments (SEG is a multiple of LANES when x takes several).
+  // c_begin + lane, c_begin + lane + LANES, ... across segments (SEG is a multiple of LANES when x takes several).
 {{ACC_DECL}}
 {{PREFETCH_FIRST}}
 {{PROLOGUE}}
   norm_stats(tid);
-  for (var s0 = 0u; s0 < chunks; s0 += SEG) {
-    let seg = min(SEG, chunks - s0);
+  for (var s0 = c_begin; s0 < c_end; s0 += SEG) {
+    let seg = min(SEG, c_end - s0);
     workgroupBarrier();
     // Consecutive threads read consecutive vec4s of x (coalesced) and scatter them into the transposed layout,
     // row after row of x.
@@ -140,9 +145,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     }
     workgroupBarrier();
     // Once all of x is staged, statistics gathered while staging are complete.
-    if (s0 + SEG >= chunks) { norm_finish(tid); }
+    if (s0 + SEG >= c_end) { norm_finish(tid); }
     for (var i = s0 + lane; i < s0 + seg; i += LANES) {
-      let more = i + LANES < chunks;
+      let more = i + LANES < c_end;
 {{ROW_UPDATES}}
     }
   }

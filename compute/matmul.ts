@@ -7,6 +7,7 @@ import { sumTo } from "./elementwise.ts";
 import { GEMV_MAX_X_ROWS, gemvApplies, gemvRowsInto, type Nf4Scales } from "./gemv.ts";
 import { NF4_LEVEL_WGSL } from "./nf4_level.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
+import { splitSumInto } from "./split_sum.ts";
 import { assertDType, empty, shapeString, Tensor } from "./tensor.ts";
 
 const FILE = new URL("./matmul.wgsl", import.meta.url);
@@ -29,12 +30,6 @@ export interface Tile {
 
 /** Longest reduction one dispatch performs. */
 const K_SPLIT = 16384;
-
-const SPLIT_SUM: KernelSpec = {
-  file: new URL("./matmul_split.wgsl", import.meta.url),
-  entry: "main",
-  bindings: ["read", "read", "write"],
-};
 
 /**
  * Layers of split-K for a product with `tiles` output tiles of `threads` threads each and reduction length k,
@@ -522,12 +517,7 @@ export function matmulInto(
       [a.range, weight, a.range, partial.range, ...extra],
       [Math.ceil(n / tile.BN), Math.ceil(m / tile.BM), layers],
     );
-    rt().dispatch(
-      SPLIT_SUM,
-      new Params().u32(m * n, n, layers, bias ? 1 : 0, accumulate ? 1 : 0),
-      [partial.range, (bias ?? partial).range, out.range],
-      Math.ceil((m * n) / 256),
-    );
+    splitSumInto(partial.range, layers, out.range, m, n, bias?.range ?? null, accumulate);
     partial.dispose();
     return;
   }

@@ -32,7 +32,7 @@ struct Params {
   k_begin: u32,
   k_end: u32,
   // Split-K: when nonzero, workgroup layer z reduces k in [z * split_k, (z + 1) * split_k) and writes its partial
-  // product to layer z of C (A and B are then shared: stride 0); matmul_split.wgsl sums the layers.
+  // product to layer z of C (A and B are then shared: stride 0); split_sum.wgsl sums the layers.
   split_k: u32,
 }
 

@@ -208,7 +208,7 @@ gpuTestSubgroupVariants(
 
 gpuTestSubgroupVariants(
   "gemv: several rows of x in one pass (3 and 16), every storage and several layouts, x in one staged segment " +
-    "and in several, vs f64 with bias and accumulation",
+    "and in several, the reduction whole and split, vs f64 with bias and accumulation",
   async () => {
     // K = 8192 with 16 rows of x leaves room for a few chunks a segment only; 77 rows fill no workgroup evenly.
     for (const [n, k] of [[77, 1024], [20, 8192]]) {
@@ -230,12 +230,20 @@ gpuTestSubgroupVariants(
             );
             want.set(row, r * n);
           }
-          const layouts = [undefined, { threads: 512, lanes: 8, rowsPerThread: 4 }];
+          // Split-K in layers that do not divide the chunks evenly (the last layer shorter).
+          const layouts = [
+            undefined,
+            { threads: 512, lanes: 8, rowsPerThread: 4 },
+            { threads: 256, lanes: 4, rowsPerThread: 2, splits: 3 },
+            { threads: 256, lanes: 8, rowsPerThread: 1, splits: 5 },
+          ];
           for (const layout of layouts) {
             const y = keep(tensor(Float32Array.from(y0), [xRows, n]));
             gemvRowsInto(y.range, x.range, xRows, sourceOf(c, bias, n), storageOf(c), k, true, layout);
             assertClose(
-              `${c.storage} ${n}x${k}, ${xRows} rows of x, lanes ${layout?.lanes ?? "default"}`,
+              `${c.storage} ${n}x${k}, ${xRows} rows of x, lanes ${layout?.lanes ?? "default"} splits ${
+                layout ? layout.splits ?? 1 : "default"
+              }`,
               await y.toArray(),
               want,
               1e-5,
@@ -276,6 +284,14 @@ gpuTest(
       () => gemvRowsInto(y.range, x.range, GEMV_MAX_X_ROWS + 1, source, "nf4", k, false),
       /17 rows of x.*GEMM/,
     );
+    // Split-K takes whole layers, and several rows of x.
+    const fits = { threads: 256, lanes: 1, rowsPerThread: 1 };
+    for (const [rows, splits] of [[GEMV_MAX_X_ROWS, 0], [GEMV_MAX_X_ROWS, 1.5], [1, 2]]) {
+      assert.throws(
+        () => gemvRowsInto(y.range, x.range, rows, source, "nf4", k, false, { ...fits, splits }),
+        new RegExp(`${splits} layers of split-K`),
+      );
+    }
     for (const t of [x, y]) t.dispose();
     disposeNf4(q);
   },

@@ -1,5 +1,6 @@
-// Split-K's second pass (see matmul.wgsl's split_k): out[i] = the layers' partial products at i summed in layer
-// order (+ bias[i % N]) (+ out[i]), so the result does not depend on how the GPU scheduled the layers.
+// Split-K's second pass (after matmul.wgsl's split_k and the GEMV over several rows of x, gemv.wgsl): out[i] =
+// the layers' partial products at i summed in layer order (+ bias[i % N]) (+ out[i]), so the result does not depend
+// on how the GPU scheduled the layers.
 
 struct Params {
   mn: u32,
