@@ -5,7 +5,7 @@
  */
 import { needsGrad, record } from "./autograd.ts";
 import { sumTo } from "./elementwise.ts";
-import { gemvApplies, gemvInto, type Nf4Scales } from "./gemv.ts";
+import { GEMV_MAX_X_ROWS, gemvApplies, gemvInto, type Nf4Scales } from "./gemv.ts";
 import { matmulInto, type PackedNf4Matrix } from "./matmul.ts";
 import { type KernelSpec, Params, rt } from "./runtime.ts";
 import { assertDType, empty, keep, shapeString, type Tensor, tensor } from "./tensor.ts";
@@ -178,7 +178,8 @@ export type Nf4DecodeScales = "widened" | "stored";
 /**
  * y = x @ Wᵀ (+ bias) with W in NF4: x [..., in] -> [..., out]. The gradient flows to x (and bias) only: the
  * base weight is frozen, as in QLoRA. A single row is a GEMV reading `decodeScales`; with "widened", inference
- * over more rows keeps the widened copy too; a weight in a training graph drops it.
+ * over up to GEMV_MAX_X_ROWS rows (batched decoding) keeps the widened copy too; a weight in a training graph
+ * drops it.
  */
 export function nf4Linear(
   x: Tensor,
@@ -199,9 +200,13 @@ export function nf4Linear(
     const scales = nf4GemvScales(w, decodeScales);
     gemvInto(y.range, x2.range, w.packed.range, "nf4", out, inp, bias?.range ?? null, false, scales);
   } else {
-    // Inference over several rows (batched decoding, a prompt's prefill) keeps the widened scales as the GEMV
-    // does, rather than widening them for every call.
-    if (decodeScales === "widened" && !needsGrad(x, bias)) nf4DecodeScales(w);
+    // Batched decoding (a few rows a step, no gradient) keeps the widened scales as the GEMV does, rather than
+    // widening them every step. Longer products (a prompt's prefill, a checkpointed training forward, which
+    // records no gradient either) widen them for the call only: kept for every layer they would add 4 bytes
+    // per 64 weights to training's peak (0.41 GiB for the 7B, bench/results/h200-2026-11-28by-*).
+    if (decodeScales === "widened" && !needsGrad(x, bias) && x2.shape[0] <= GEMV_MAX_X_ROWS) {
+      nf4DecodeScales(w);
+    }
     withMatrix(w, (m) => matmulInto(y, x2, m, { transB: true, bias }));
   }
   const result = y.reshape([...lead, out]);

@@ -11,7 +11,7 @@ import {
   quantizeNf4,
   releaseNf4DecodeScales,
 } from "../../compute/nf4.ts";
-import { gemvLayout } from "../../compute/gemv.ts";
+import { GEMV_MAX_X_ROWS, gemvLayout } from "../../compute/gemv.ts";
 import { rt } from "../../compute/runtime.ts";
 import { keep, tensor, tidy } from "../../compute/tensor.ts";
 import { assertClose, gpuTest, randn, withF16Levels } from "./harness.ts";
@@ -172,7 +172,8 @@ async function linearCase(n: number, inp: number, out: number): Promise<void> {
 
 gpuTest(
   "nf4: decoding with widened scales: the same product as the stored 8-bit scales, one f32 copy kept (by a " +
-    "GEMV or a several-row product alike), dropped when the weight enters a training graph",
+    "GEMV or a product of up to 16 rows alike), not by longer products, dropped when the weight enters a training " +
+    "graph",
   async () => {
     const [out, inp] = [37, 512];
     const w = keep(tensor(Float32Array.from(randn(out * inp, 21)), [out, inp]));
@@ -205,6 +206,14 @@ gpuTest(
     // That prefill kept what it widened (batched decoding reads it every step): the next one reads the copy.
     assert.ok(q.decodeAbsmax, "a prefill with widened scales did not keep them");
     assert.equal(prefillDispatches(), withCopy);
+    // More rows than batched decoding takes (a long prefill, a checkpointed training forward): widened for the
+    // call only, so a model's training peak holds no widened copies.
+    releaseNf4DecodeScales(q);
+    const long = keep(
+      tensor(Float32Array.from(randn((GEMV_MAX_X_ROWS + 1) * inp, 25)), [GEMV_MAX_X_ROWS + 1, inp]),
+    );
+    tidy(() => nf4Linear(long, q, null, "widened")).dispose();
+    assert.equal(q.decodeAbsmax, null, `a ${GEMV_MAX_X_ROWS + 1}-row product kept the widened scales`);
     // Widening computes the f32 absmax the stored path computes per chunk (equal up to how a compiler fuses
     // code * absmax2 + offset).
     assertClose("widened vs stored", await viaWidened.toArray(), Array.from(await viaStored.read()), 1e-6);
@@ -214,7 +223,7 @@ gpuTest(
     if (q.decodeAbsmax || nf4Bytes(q) !== stored) {
       throw new Error("a training forward kept the widened scales");
     }
-    for (const t of [w, x, viaStored, viaWidened, xTrain, y, rows]) t.dispose();
+    for (const t of [w, x, viaStored, viaWidened, xTrain, y, rows, long]) t.dispose();
     disposeNf4(q);
   },
 );
