@@ -5,9 +5,9 @@
  * test on the CPU driver); --shape I[,J...]: only those shapes (11 and 13: q/k/v stacked in one dispatch, 12 and
  * 14: gate/up as a SwiGLU pair; "nf4" has f32 scales, as decoding widens them); --rms: x RMS-normalised in the
  * product, as decoding does ahead of q/k/v and gate/up; --pairs C[,C...]: NF4 layouts with each of these copies
- * of the f16 level-pair table ("default" for gemv.ts's choice, 0 for f32 levels; default "default,0"); --x-rows M:
+ * of the f16 level-pair table ("default" for gemv.ts's choice, 0 for f32 levels; default "0,16"); --x-rows M:
  * M rows of x at once (evaluation's batched decoding, gemvRowsInto; single weights only), --splits S[,S...]: with
- * --x-rows, each layout in S layers of split-K too (default: the layout's own). Each run reads
+ * --x-rows, each layout in S layers of split-K too (default: as many as gemvLayout gives the shape). Each run reads
  * the next of several copies of the weight, 192 MB or more in all, so weights come from memory as in decoding
  * rather than from the GPU's L2 cache (50 MB on an H100/H200), which would hold a single copy of most shapes.
  */
@@ -69,7 +69,7 @@ function listArg(flag: string): string[] | null {
 }
 const only = listArg("--shape")?.map(Number) ?? null;
 const xRows = Number(listArg("--x-rows")?.[0] ?? 1);
-const pairCopies = (listArg("--pairs") ?? ["0", "16"]).map(Number);
+const pairArgs = listArg("--pairs") ?? ["0", "16"];
 const splitList = listArg("--splits")?.map(Number) ?? [undefined];
 const layouts = GEMV_LAYOUTS.filter((l) =>
   listArg("--layouts")?.includes(`${l.threads}/${l.lanes}/${l.rowsPerThread}`) ?? true
@@ -126,7 +126,9 @@ for (const { storage, rows, k, combine } of only === null ? SHAPES : only.map((i
   }`;
   const results: string[] = [];
   // Several rows of x read f32 levels (no pair table).
-  const tables = gemvStorage === "nf4" && xRows === 1 ? pairCopies : [undefined];
+  const tables = gemvStorage === "nf4" && xRows === 1
+    ? pairArgs.map((a) => (a === "default" ? chosen.pairCopies ?? 0 : Number(a)))
+    : [undefined];
   const splits = xRows > 1 ? splitList : [undefined];
   for (const copies of tables) {
     for (const layout of layouts.flatMap((l) => splits.map((s) => ({ ...l, splits: s ?? chosen.splits })))) {
