@@ -260,7 +260,8 @@ gpuTestSubgroupVariants(
 );
 
 gpuTest(
-  "gemv: more than 16 rows of x, or a layout whose staged rows of x exceed the workgroup memory, are refused",
+  "gemv: more than 16 rows of x, a layout whose staged rows of x exceed the workgroup memory, and split-K " +
+    "layers that are not whole or whose grid is too wide are refused",
   async () => {
     // 16 rows of NF4 x take 2 KiB a chunk; a given layout with more lanes than the memory holds chunks for must
     // throw (wgpu does not check a shader's workgroup memory, and a GPU may hang on it), the default must fit.
@@ -292,7 +293,17 @@ gpuTest(
         new RegExp(`${splits} layers of split-K`),
       );
     }
-    for (const t of [x, y]) t.dispose();
+    // A split grid is 3-D: one workgroup a row of W, more rows than a grid dimension holds, is refused.
+    const wide = rt().gpu.device.limits.maxComputeWorkgroupsPerDimension + 1;
+    const w = keep(tensor(new Float32Array(wide * 8), [wide, 8]));
+    const yWide = keep(tensor(new Float32Array(2 * wide), [2, wide]));
+    const oneRowGroups = { threads: 1, lanes: 1, rowsPerThread: 1, splits: 2 };
+    const wideSource: GemvSource = { weight: w.range, scales: null, bias: null, rows: wide };
+    assert.throws(
+      () => gemvRowsInto(yWide.range, x.range, 2, wideSource, "f32", 8, false, oneRowGroups),
+      new RegExp(`${wide} workgroups a layer of split-K`),
+    );
+    for (const t of [x, y, w, yWide]) t.dispose();
     disposeNf4(q);
   },
 );
