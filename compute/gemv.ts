@@ -1,11 +1,12 @@
 /**
  * The decode path of matmul: one input row times a [N, K] weight (f32, f16 or NF4), streamed with 16-byte loads.
- * matmulInto routes x [1, K] @ Wᵀ here; other shapes use the tiled GEMM. Weights that read the same x share one
- * dispatch: stacked (q, k and v, each with its own output; `gemvStackInto`) or as a SwiGLU pair (gate and up,
- * `gemvSwigluInto`). NF4 scales are read as given: f32 (compute/nf4.ts widens a double-quantised weight's once
- * for decoding) or bitsandbytes' 8-bit double quantisation as stored; NF4 levels come from an f32 table, one
- * code at a time, or (long rows, Qwen's down) from a table of f16 level pairs, a byte of codes at a time. Where
- * the device has subgroups, a row's lanes sum across one.
+ * matmulInto routes x [m, K] @ Wᵀ here for m up to GEMV_MAX_X_ROWS (`gemvRowsInto` for several rows, whose long
+ * reductions split into layers summed by compute/split_sum.ts); other shapes use the tiled GEMM. Weights that
+ * read the same x share one dispatch: stacked (q, k and v, each with its own output; `gemvStackInto`) or as a
+ * SwiGLU pair (gate and up, `gemvSwigluInto`). NF4 scales are read as given: f32 (compute/nf4.ts widens a
+ * double-quantised weight's once for decoding) or bitsandbytes' 8-bit double quantisation as stored; NF4 levels
+ * come from an f32 table, one code at a time, or (long rows, Qwen's down) from a table of f16 level pairs, a byte
+ * of codes at a time. Where the device has subgroups, a row's lanes sum across one.
  */
 import { ACTIVATION_FNS_WGSL } from "./activation_fns.ts";
 import { NF4_LEVEL_F16_WGSL, NF4_LEVEL_WGSL } from "./nf4_level.ts";
@@ -966,7 +967,7 @@ export function gemvInto(
  * y = x @ Wᵀ (+ bias) (+ y if `accumulate`) for each of x's rows at once: x [xRows, K] (1 to GEMV_MAX_X_ROWS
  * rows), W [N, K], y [xRows, N]. One pass over W: each chunk of it is loaded and dequantised once for all rows,
  * where the tiled GEMM re-reads it per tile of rows (evaluation's batched decoding, matmulInto's route for short
- * products).
+ * products). The default layout (`rowsLayout`) splits long reductions into layers of workgroups, then sums them.
  */
 export function gemvRowsInto(
   y: BufferRange,
